@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+// The module list is the architecture: C system libraries, the one C shim that touches MPI,
+// numerics (AttnCore), communication (AttnDist), files and the training loop (AttnTrain), and the CLI.
+import PackageDescription
+
+// Kernels are compiled for AVX2+FMA: without a CPU target that has FMA, `addingProduct` becomes a
+// library call per lane (measured ~5x slower here; see ../shared/PLATFORM.md).
+let numericFlags: [SwiftSetting] = [
+  .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-enforce-exclusivity=unchecked"])
+]
+
+let package = Package(
+  name: "attn-train",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "attn-train", targets: ["attn-train"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    .target(name: "CMPIShim", dependencies: ["CMPI"]),
+    .target(name: "AttnCore", dependencies: ["CBLAS"], swiftSettings: numericFlags),
+    .target(name: "AttnDist", dependencies: ["CMPIShim"]),
+    .target(name: "AttnTrain", dependencies: ["AttnCore", "AttnDist"], swiftSettings: numericFlags),
+    .executableTarget(
+      name: "attn-train",
+      dependencies: ["AttnTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore"]),
+    .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain"]),
+    .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
+  ]
+)

@@ -1,0 +1,328 @@
+// A decoder-only Transformer with pre-LayerNorm blocks, as in GPT-2 / nanoGPT, over flat buffers:
+//   x = wte[tokens] + positions;  per block: x += drop(attn(ln1(x)));  x += drop(mlp(ln2(x)))
+//   logits = ln_f(x) W^T (W = wte when tied);  loss = mean cross-entropy
+// Every buffer is allocated in init for at most `maxBatch` sequences of at most blockSize tokens;
+// forward and backward allocate nothing. Legend: B T C NH V L as in Kernels/.
+
+public final class GPT {
+  public let shape: ModelShape
+  public let maxBatch: Int
+  public let layout: ParameterLayout
+  public let parameters: FloatBuffer
+  public let gradients: FloatBuffer
+  private let acts: Activations
+  private let grads: ActivationGradients
+  private let positionTable: FloatBuffer?  // sinusoids [blockSize, C]
+  private let rotaryCos: FloatBuffer?  // [blockSize, HS/2]
+  private let rotarySin: FloatBuffer?
+  private let blockOffsets: [LayerOffsets]
+  private let offsets: GlobalOffsets
+
+  public init(shape: ModelShape, maxBatch: Int) {
+    precondition(shape.channels % shape.heads == 0, "channels must divide into heads")
+    precondition(maxBatch >= 1 && shape.blockSize >= 1)
+    self.shape = shape
+    self.maxBatch = maxBatch
+    let layout = ParameterLayout(shape)
+    self.layout = layout
+    parameters = FloatBuffer(count: layout.count)
+    gradients = FloatBuffer(count: layout.count)
+    blockOffsets = (0..<shape.layers).map { LayerOffsets(layout, $0) }
+    offsets = GlobalOffsets(layout)
+    acts = Activations(shape, maxBatch)
+    grads = ActivationGradients(shape, maxBatch)
+    let (T, C, HS) = (shape.blockSize, shape.channels, shape.headSize)
+    if shape.positionEncoding == .sinusoidal {
+      let table = FloatBuffer(count: T * C)
+      fillSinusoidalPositions(table.pointer, T, C)
+      positionTable = table
+    } else {
+      positionTable = nil
+    }
+    if shape.positionEncoding == .rope {
+      let cosTable = FloatBuffer(count: T * HS / 2)
+      let sinTable = FloatBuffer(count: T * HS / 2)
+      fillRotaryTables(cosTable.pointer, sinTable.pointer, T, HS)
+      (rotaryCos, rotarySin) = (cosTable, sinTable)
+    } else {
+      (rotaryCos, rotarySin) = (nil, nil)
+    }
+  }
+
+  /// Bytes held by activations and their gradients (for the memory plan).
+  public var activationBytes: Int { (acts.floatCount + grads.floatCount) * 4 }
+
+  /// nanoGPT's initialisation: N(0, 0.02) for matrices and embeddings, N(0, 0.02/sqrt(2L)) for the
+  /// projections into the residual stream, zero biases, unit LayerNorm weights. Keyed by tensor
+  /// index, so every rank computes the same weights without communicating.
+  public func initializeParameters(seed: UInt64) {
+    let key = RandomKey(seed: seed, purpose: .initialization)
+    let residualScale = 0.02 / Float(2 * shape.layers).squareRoot()
+    let p = parameters.pointer
+    for (index, tensor) in layout.tensors.enumerated() {
+      let slice = p + tensor.offset
+      let tensorKey = key.then(index)
+      switch tensor.kind {
+      case .vector:
+        let value: Float = tensor.name.hasSuffix("ln1.weight") || tensor.name.hasSuffix("ln2.weight")
+          || tensor.name == "ln_f.weight" ? 1 : 0
+        slice.update(repeating: value, count: tensor.count)
+      case .matrix, .embedding:
+        let isResidualProjection = tensor.name.hasSuffix("proj.weight")
+        let std: Float = isResidualProjection ? residualScale : 0.02
+        for i in 0..<tensor.count { slice[i] = std * tensorKey.normal(i) }
+      }
+    }
+  }
+
+  public func zeroGradients() { gradients.zero() }
+
+  // MARK: - Forward
+
+  /// Runs the model on tokens[B, T]. With targets, returns the SUM of the B*T token losses
+  /// (callers average over however many tokens they combine); without, returns 0 and only the
+  /// logits are meaningful.
+  @discardableResult
+  public func forward(
+    tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, B: Int, T: Int,
+    dropout: DropoutContext = .off
+  ) -> Double {
+    precondition(B >= 1 && B <= maxBatch && T >= 1 && T <= shape.blockSize, "batch exceeds the plan")
+    let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
+    let BT = B * T
+    let p = parameters.pointer
+    let a = acts
+    let o = offsets
+
+    let positions: UnsafePointer<Float>? =
+      switch shape.positionEncoding {
+      case .learned: UnsafePointer(p + o.wpe!)
+      case .sinusoidal: UnsafePointer(positionTable!.pointer)
+      case .rope: nil
+      }
+    embeddingForward(a.encoded.pointer, tokens, p + o.wte, positions, B, T, C)
+    dropoutInPlace(a.encoded.pointer, B, T * C, dropout, layer: L, site: .embedding)
+
+    for l in 0..<L {
+      let w = LayerWeights(blockOffsets[l], p)
+      let s = a.layer(l, maxBatch, shape)
+      let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
+      layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C)
+      matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C)
+      if let rotaryCos, let rotarySin {
+        rotaryInPlace(s.qkv, rotaryCos.pointer, rotarySin.pointer, direction: 1, B, T, C, NH)
+      }
+      attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH)
+      matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C)
+      dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput)
+      for i in 0..<(BT * C) { s.res2[i] = residual[i] + s.attproj[i] }
+      layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C)
+      matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C)
+      geluForward(s.fchGelu, s.fch, BT * 4 * C)
+      matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C)
+      dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput)
+      for i in 0..<(BT * C) { s.res3[i] = s.res2[i] + s.fcproj[i] }
+    }
+
+    let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
+    layerNormForward(
+      a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C)
+    matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V)
+    guard let targets else { return 0 }
+    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V)
+    var total = 0.0
+    for i in 0..<BT { total += Double(a.losses.pointer[i]) }
+    return total
+  }
+
+  /// Logits [B, T, V] of the last forward; overwritten by backward.
+  public var logits: UnsafePointer<Float> { UnsafePointer(acts.logits.pointer) }
+  /// Per-token losses [B, T] of the last forward with targets.
+  public var tokenLosses: UnsafePointer<Float> { UnsafePointer(acts.losses.pointer) }
+
+  // MARK: - Backward
+
+  /// Backpropagates `lossScale * (sum of token losses)` of the preceding forward, which must have had
+  /// targets and the same tokens, B, T and dropout. Parameter gradients accumulate (+=), so
+  /// micro-steps add up; call zeroGradients() before the first.
+  public func backward(
+    tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, B: Int, T: Int,
+    lossScale: Float, dropout: DropoutContext = .off
+  ) {
+    let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
+    let BT = B * T
+    let p = parameters.pointer
+    let g = gradients.pointer
+    let a = acts
+    let d = grads
+    let o = offsets
+
+    let dlogits = a.logits.pointer
+    crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V)
+    matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V)
+    let dresidual = d.residual.pointer
+    dresidual.update(repeating: 0, count: BT * C)
+    let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
+    layerNormBackward(
+      dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
+      a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
+
+    for l in stride(from: L - 1, through: 0, by: -1) {
+      let w = LayerWeights(blockOffsets[l], p)
+      let dw = LayerWeights(blockOffsets[l], g)
+      let s = a.layer(l, maxBatch, shape)
+      let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
+      // dresidual holds d(res3); res3 = res2 + drop(fcproj) passes it through to res2 unchanged.
+      let dbranch = d.branch.pointer
+      dbranch.update(from: dresidual, count: BT * C)
+      dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
+      matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C)
+      geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C)
+      matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C)
+      layerNormBackward(
+        dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C)
+      // dresidual now holds d(res2); res2 = residual + drop(attproj).
+      dbranch.update(from: dresidual, count: BT * C)
+      dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
+      matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C)
+      attentionBackward(
+        d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
+        dropout, layer: l, B, T, C, NH)
+      if let rotaryCos, let rotarySin {
+        rotaryInPlace(d.dqkv.pointer, rotaryCos.pointer, rotarySin.pointer, direction: -1, B, T, C, NH)
+      }
+      matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C)
+      layerNormBackward(
+        dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
+    }
+
+    dropoutInPlace(dresidual, B, T * C, dropout, layer: L, site: .embedding)
+    embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
+  }
+}
+
+// MARK: - Buffers
+
+/// Offsets of one block's twelve tensors, computed once so a step does no name lookups.
+private struct LayerOffsets {
+  let ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb: Int
+
+  init(_ layout: ParameterLayout, _ l: Int) {
+    func at(_ suffix: String) -> Int { layout["h.\(l).\(suffix)"]!.offset }
+    (ln1w, ln1b) = (at("ln1.weight"), at("ln1.bias"))
+    (qkvw, qkvb) = (at("attn.qkv.weight"), at("attn.qkv.bias"))
+    (projw, projb) = (at("attn.proj.weight"), at("attn.proj.bias"))
+    (ln2w, ln2b) = (at("ln2.weight"), at("ln2.bias"))
+    (fcw, fcb) = (at("mlp.fc.weight"), at("mlp.fc.bias"))
+    (fcprojw, fcprojb) = (at("mlp.proj.weight"), at("mlp.proj.bias"))
+  }
+}
+
+/// Pointers to one block's parameters (or gradients: same layout, other base).
+private struct LayerWeights {
+  let ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb:
+    UnsafeMutablePointer<Float>
+
+  init(_ o: LayerOffsets, _ base: UnsafeMutablePointer<Float>) {
+    (ln1w, ln1b) = (base + o.ln1w, base + o.ln1b)
+    (qkvw, qkvb) = (base + o.qkvw, base + o.qkvb)
+    (projw, projb) = (base + o.projw, base + o.projb)
+    (ln2w, ln2b) = (base + o.ln2w, base + o.ln2b)
+    (fcw, fcb) = (base + o.fcw, base + o.fcb)
+    (fcprojw, fcprojb) = (base + o.fcprojw, base + o.fcprojb)
+  }
+}
+
+/// Offsets of the tensors outside the blocks.
+private struct GlobalOffsets {
+  let wte: Int
+  let wpe: Int?
+  let lnfw, lnfb: Int
+  let output: Int  // wte when tied, lm_head.weight otherwise
+
+  init(_ layout: ParameterLayout) {
+    wte = layout["wte"]!.offset
+    wpe = layout["wpe"]?.offset
+    lnfw = layout["ln_f.weight"]!.offset
+    lnfb = layout["ln_f.bias"]!.offset
+    output = layout["lm_head.weight"]?.offset ?? wte
+  }
+}
+
+/// What the forward keeps for the backward: per-layer buffers are stacked [L, maxBatch, blockSize, ...].
+private final class Activations {
+  let encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2: FloatBuffer
+  let ln2, ln2Mean, ln2Rstd, fch, fchGelu, fcproj, res3: FloatBuffer
+  let lnf, lnfMean, lnfRstd, logits, lse, losses, scratch: FloatBuffer
+
+  init(_ shape: ModelShape, _ B: Int) {
+    let (T, C, NH, V, L) = (shape.blockSize, shape.channels, shape.heads, shape.vocabSize, shape.layers)
+    let BT = B * T
+    encoded = FloatBuffer(count: BT * C)
+    ln1 = FloatBuffer(count: L * BT * C)
+    ln1Mean = FloatBuffer(count: L * BT)
+    ln1Rstd = FloatBuffer(count: L * BT)
+    qkv = FloatBuffer(count: L * BT * 3 * C)
+    atty = FloatBuffer(count: L * BT * C)
+    att = FloatBuffer(count: L * B * NH * T * T)
+    attproj = FloatBuffer(count: L * BT * C)
+    res2 = FloatBuffer(count: L * BT * C)
+    ln2 = FloatBuffer(count: L * BT * C)
+    ln2Mean = FloatBuffer(count: L * BT)
+    ln2Rstd = FloatBuffer(count: L * BT)
+    fch = FloatBuffer(count: L * BT * 4 * C)
+    fchGelu = FloatBuffer(count: L * BT * 4 * C)
+    fcproj = FloatBuffer(count: L * BT * C)
+    res3 = FloatBuffer(count: L * BT * C)
+    lnf = FloatBuffer(count: BT * C)
+    lnfMean = FloatBuffer(count: BT)
+    lnfRstd = FloatBuffer(count: BT)
+    logits = FloatBuffer(count: BT * V)
+    lse = FloatBuffer(count: BT)
+    losses = FloatBuffer(count: BT)
+    scratch = FloatBuffer(count: T * T)
+  }
+
+  var floatCount: Int {
+    [encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu,
+     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, scratch].reduce(0) { $0 + $1.count }
+  }
+
+  struct Layer {
+    let ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2: UnsafeMutablePointer<Float>
+    let ln2, ln2Mean, ln2Rstd, fch, fchGelu, fcproj, res3: UnsafeMutablePointer<Float>
+  }
+
+  func layer(_ l: Int, _ B: Int, _ shape: ModelShape) -> Layer {
+    let (T, C, NH) = (shape.blockSize, shape.channels, shape.heads)
+    let BTC = B * T * C
+    let BT = B * T
+    return Layer(
+      ln1: ln1.pointer + l * BTC, ln1Mean: ln1Mean.pointer + l * BT, ln1Rstd: ln1Rstd.pointer + l * BT,
+      qkv: qkv.pointer + l * 3 * BTC, atty: atty.pointer + l * BTC,
+      att: att.pointer + l * B * NH * T * T, attproj: attproj.pointer + l * BTC,
+      res2: res2.pointer + l * BTC,
+      ln2: ln2.pointer + l * BTC, ln2Mean: ln2Mean.pointer + l * BT, ln2Rstd: ln2Rstd.pointer + l * BT,
+      fch: fch.pointer + l * 4 * BTC, fchGelu: fchGelu.pointer + l * 4 * BTC,
+      fcproj: fcproj.pointer + l * BTC, res3: res3.pointer + l * BTC)
+  }
+}
+
+/// Gradients of activations: one layer's worth, reused from the top layer down.
+private final class ActivationGradients {
+  let residual, branch, dln, datty, dqkv, dfch, scratch: FloatBuffer
+
+  init(_ shape: ModelShape, _ B: Int) {
+    let (T, C) = (shape.blockSize, shape.channels)
+    let BT = B * T
+    residual = FloatBuffer(count: BT * C)
+    branch = FloatBuffer(count: BT * C)
+    dln = FloatBuffer(count: BT * C)
+    datty = FloatBuffer(count: BT * C)
+    dqkv = FloatBuffer(count: BT * 3 * C)
+    dfch = FloatBuffer(count: BT * 4 * C)
+    scratch = FloatBuffer(count: T * T)
+  }
+
+  var floatCount: Int { [residual, branch, dln, datty, dqkv, dfch, scratch].reduce(0) { $0 + $1.count } }
+}

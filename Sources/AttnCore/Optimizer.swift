@@ -1,0 +1,189 @@
+// The optimizers, each one pass over the flat parameter buffer, with PyTorch's update rules:
+// SGD (momentum, Nesterov), Adam and RMSprop with L2 weight decay added to the gradient, and AdamW
+// with decoupled decay. Weight decay applies to weight matrices, to embeddings when configured,
+// and never to biases or LayerNorm parameters.
+
+#if canImport(Glibc)
+  import Glibc
+#else
+  import Darwin
+#endif
+
+public enum OptimizerKind: String, Sendable, CaseIterable {
+  case sgd, adam, adamw, rmsprop
+}
+
+public struct OptimizerSettings: Equatable, Sendable {
+  public var kind: OptimizerKind
+  public var weightDecay: Float
+  public var beta1: Float
+  public var beta2: Float
+  public var eps: Float
+  public var momentum: Float
+  public var nesterov: Bool
+  public var alpha: Float
+  public var decayEmbeddings: Bool
+
+  public init(
+    kind: OptimizerKind, weightDecay: Float = 0, beta1: Float = 0.9, beta2: Float = 0.999,
+    eps: Float = 1e-8, momentum: Float = 0, nesterov: Bool = false, alpha: Float = 0.99,
+    decayEmbeddings: Bool = true
+  ) {
+    self.kind = kind
+    self.weightDecay = weightDecay
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.eps = eps
+    self.momentum = momentum
+    self.nesterov = nesterov
+    self.alpha = alpha
+    self.decayEmbeddings = decayEmbeddings
+  }
+}
+
+public final class Optimizer {
+  public let settings: OptimizerSettings
+  /// Updates taken so far; Adam's bias correction uses it, so it is checkpointed.
+  public var stepCount: Int = 0
+  /// Named state buffers (momentum / first moment, second moment), for checkpoints.
+  public let state: [(name: String, buffer: FloatBuffer)]
+  private let segments: [(range: Range<Int>, decay: Bool)]
+
+  public init(settings: OptimizerSettings, layout: ParameterLayout) {
+    self.settings = settings
+    let n = layout.count
+    switch settings.kind {
+    case .sgd: state = settings.momentum > 0 ? [("momentum", FloatBuffer(count: n))] : []
+    case .adam, .adamw: state = [("exp_avg", FloatBuffer(count: n)), ("exp_avg_sq", FloatBuffer(count: n))]
+    case .rmsprop:
+      state = [("square_avg", FloatBuffer(count: n))]
+        + (settings.momentum > 0 ? [("momentum", FloatBuffer(count: n))] : [])
+    }
+    // Adjacent tensors with the same decay rule merge into one range: fewer, longer loops.
+    var segments: [(range: Range<Int>, decay: Bool)] = []
+    for tensor in layout.tensors {
+      let decay =
+        switch tensor.kind {
+        case .matrix: true
+        case .embedding: settings.decayEmbeddings
+        case .vector: false
+        }
+      if let last = segments.last, last.decay == decay, last.range.upperBound == tensor.offset {
+        segments[segments.count - 1].range = last.range.lowerBound..<tensor.range.upperBound
+      } else {
+        segments.append((tensor.range, decay))
+      }
+    }
+    self.segments = segments
+  }
+
+  public func buffer(named name: String) -> FloatBuffer? { state.first { $0.name == name }?.buffer }
+
+  /// One update of `parameters` from `gradients` at the given learning rate.
+  public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float) {
+    stepCount += 1
+    let s = settings
+    let p = parameters.pointer
+    let g = gradients.pointer
+    let first = state.count > 0 ? state[0].buffer.pointer : nil
+    let second = state.count > 1 ? state[1].buffer.pointer : nil
+    let t = Double(stepCount)
+    let lr = learningRate
+    for (range, decay) in segments {
+      let wd: Float = decay ? s.weightDecay : 0
+      let lower = range.lowerBound
+      let n = range.count
+      let (pp, gg) = (p + lower, g + lower)
+      switch s.kind {
+      case .sgd:
+        sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
+      case .adam, .adamw:
+        let stepSize = Float(Double(lr) / (1 - pow(Double(s.beta1), t)))
+        let correction2 = Float((1 - pow(Double(s.beta2), t)).squareRoot())
+        adamUpdate(
+          pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
+          inverseCorrection2: 1 / correction2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
+          decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
+      case .rmsprop:
+        rmspropUpdate(
+          pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
+          eps: s.eps, momentum: s.momentum)
+      }
+    }
+  }
+}
+
+// MARK: - Update rules (torch.optim semantics)
+
+@inline(__always)
+private func sgdUpdate(
+  _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ buf: UnsafeMutablePointer<Float>?,
+  _ n: Int, lr: Float, wd: Float, momentum: Float, nesterov: Bool
+) {
+  guard let buf else {
+    for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
+    return
+  }
+  // torch starts the buffer at the first gradient; momentum * 0 + g is the same thing.
+  for i in 0..<n {
+    let d = g[i] + wd * p[i]
+    let b = momentum * buf[i] + d
+    buf[i] = b
+    p[i] -= lr * (nesterov ? d + momentum * b : b)
+  }
+}
+
+@inline(__always)
+private func adamUpdate(
+  _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+  _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, stepSize: Float, inverseCorrection2: Float,
+  beta1: Float, beta2: Float, eps: Float, decoupledDecay: Float, l2Decay: Float
+) {
+  let shrink = 1 - lr * decoupledDecay
+  for i in 0..<n {
+    let d = g[i] + l2Decay * p[i]
+    let mi = beta1 * m[i] + (1 - beta1) * d
+    let vi = beta2 * v[i] + (1 - beta2) * d * d
+    m[i] = mi
+    v[i] = vi
+    let denominator = vi.squareRoot() * inverseCorrection2 + eps
+    p[i] = p[i] * shrink - stepSize * mi / denominator
+  }
+}
+
+@inline(__always)
+private func rmspropUpdate(
+  _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ sq: UnsafeMutablePointer<Float>,
+  _ buf: UnsafeMutablePointer<Float>?, _ n: Int, lr: Float, wd: Float, alpha: Float, eps: Float,
+  momentum: Float
+) {
+  for i in 0..<n {
+    let d = g[i] + wd * p[i]
+    let s = alpha * sq[i] + (1 - alpha) * d * d
+    sq[i] = s
+    let step = d / (s.squareRoot() + eps)
+    if let buf {
+      let b = momentum * buf[i] + step
+      buf[i] = b
+      p[i] -= lr * b
+    } else {
+      p[i] -= lr * step
+    }
+  }
+}
+
+// MARK: - Clipping
+
+/// Scales the gradients so their global L2 norm is at most maxNorm (0 = no clipping), as
+/// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Float {
+  let norm = Float(sumOfSquares(gradients.pointer, gradients.count).squareRoot())
+  guard maxNorm > 0 else { return norm }
+  let coefficient = maxNorm / (norm + 1e-6)
+  if coefficient < 1 {
+    let g = gradients.pointer
+    for i in 0..<gradients.count { g[i] *= coefficient }
+  }
+  return norm
+}
