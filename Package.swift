@@ -28,7 +28,7 @@ let package = Package(
     .executableTarget(
       name: "attn-train",
       dependencies: ["AttnTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-    .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore"]),
+    .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain"], exclude: ["Fixtures"]),
     .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
   ]

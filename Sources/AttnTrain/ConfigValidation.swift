@@ -1,0 +1,132 @@
+// Every rule that ties config fields together lives in validate(), and changedFields() decides which
+// differences a resumed run may accept. Rules that need the data (block_size longer than the text,
+// batch_size not divisible by the number of ranks) belong to the data loader and trainer.
+import AttnCore
+import Foundation
+
+extension Config {
+  /// Checks each key's own type and range again (so a Config built in code meets the same rules as
+  /// one read from a file), then the cross-field rules. Throws the first problem found.
+  public func validate() throws {
+    let base = Self.directory(of: sourcePath)
+    for section in Self.sections {
+      var scratch = self
+      for (key, value) in section.encode(self) {
+        try Self.decode(section, key, value, into: &scratch, base: base)
+      }
+    }
+    try checkModel()
+    try checkOptimizer()
+    try checkSchedule()
+    try checkData()
+  }
+
+  private func fail(_ field: String, _ value: JSONValue, _ message: String) -> ConfigError {
+    ConfigError(file: sourcePath, field: field, found: value, message)
+  }
+
+  private func checkModel() throws {
+    let m = model
+    guard m.nEmbd % m.nHead == 0 else {
+      let divisors = (1...m.nEmbd).filter { m.nEmbd % $0 == 0 }.map(String.init).joined(separator: ", ")
+      throw fail(
+        "model.n_head", .integer(String(m.nHead)),
+        "n_embd (\(m.nEmbd)) must be divisible by n_head; allowed n_head values: \(divisors)")
+    }
+    let headSize = m.nEmbd / m.nHead
+    if m.positionEncoding == .rope && headSize % 2 != 0 {
+      throw fail(
+        "model.position_encoding", .string("rope"),
+        "rope rotates pairs of dimensions within a head, so the head size n_embd / n_head must be even; "
+          + "it is \(m.nEmbd) / \(m.nHead) = \(headSize)")
+    }
+    if m.positionEncoding == .sinusoidal && m.nEmbd % 2 != 0 {
+      throw fail(
+        "model.position_encoding", .string("sinusoidal"),
+        "sinusoidal encodings come in sin/cos pairs, so n_embd must be even; it is \(m.nEmbd)")
+    }
+  }
+
+  private func checkOptimizer() throws {
+    let o = optimizer
+    if o.nesterov && (o.kind != .sgd || o.momentum == 0) {
+      throw fail(
+        "optimizer.nesterov", .bool(true),
+        "Nesterov momentum needs kind \"sgd\" and momentum > 0; here kind is \"\(o.kind.rawValue)\" "
+          + "and momentum is \(o.momentum)")
+    }
+    if o.momentum != 0 && (o.kind == .adam || o.kind == .adamw) {
+      throw fail(
+        "optimizer.momentum", .number(o.momentum),
+        "momentum applies only to kinds \"sgd\" and \"rmsprop\"; \"\(o.kind.rawValue)\" takes its momentum "
+          + "from beta1, so remove momentum or set it to 0")
+    }
+  }
+
+  private func checkSchedule() throws {
+    let s = schedule
+    // With a constant schedule min_lr is never reached, so only decaying schedules must respect it.
+    // A default that breaks a rule is easy to miss in one's own file, so the message says so.
+    let defaults = ScheduleConfig()
+    if s.kind != .constant && s.minLR > optimizer.learningRate {
+      throw fail(
+        "schedule.min_lr", .number(s.minLR),
+        "must be <= optimizer.learning_rate (\(optimizer.learningRate)), the rate a \"\(s.kind.rawValue)\" "
+          + "schedule decays from" + (s.minLR == defaults.minLR ? "; this is the default, so set min_lr" : ""))
+    }
+    if s.warmupSteps > decaySteps {
+      let horizon =
+        s.decaySteps == nil
+        ? "training.max_steps (\(decaySteps)), as schedule.decay_steps is not set"
+        : "schedule.decay_steps (\(decaySteps))"
+      throw fail(
+        "schedule.warmup_steps", .integer(String(s.warmupSteps)),
+        "warmup must end by the last decay step: must be <= \(horizon)"
+          + (s.warmupSteps == defaults.warmupSteps ? "; this is the default, so set warmup_steps" : ""))
+    }
+  }
+
+  private func checkData() throws {
+    guard let devPath = data.devPath else { return }
+    // A default train_fraction cannot be told from an explicit one, so an explicit value equal to
+    // the default passes; resolvedJSON() writes that default, and must read back.
+    if data.trainFraction != DataConfig(trainPath: "").trainFraction {
+      throw fail(
+        "data.train_fraction", .number(data.trainFraction),
+        "has no effect when data.dev_path is set, because the dev text is used for evaluation; "
+          + "remove one of the two")
+    }
+    if devPath == data.trainPath {
+      throw fail(
+        "data.dev_path", .string(devPath),
+        "is the same file as data.train_path, so evaluation would measure training loss; "
+          + "leave dev_path out to hold out the end of the training text instead")
+    }
+  }
+
+  /// The field paths ("training.max_steps") whose values differ from `old`, in table order, split by
+  /// whether a resumed run may accept them:
+  /// - unsafe: what changes the model (every model.* key), the data (every data.* key), the sequence
+  ///   of batches and random numbers (training.seed, training.batch_size, training.grad_accum_steps),
+  ///   or the meaning of the saved optimizer state (optimizer.kind). Resuming across one of these
+  ///   would not continue the run that was saved.
+  /// - safe: everything else: step counts and intervals, keep_checkpoints, threads, output.run_dir,
+  ///   the optimizer's hyperparameters and the schedule. They take effect from the next step.
+  /// sourcePath is not compared.
+  public func changedFields(comparedTo old: Config) -> (unsafe: [String], safe: [String]) {
+    let unsafeKeys: Set = ["training.seed", "training.batch_size", "training.grad_accum_steps", "optimizer.kind"]
+    var unsafe: [String] = []
+    var safe: [String] = []
+    for section in Self.sections {
+      for (new, before) in zip(section.encode(self), section.encode(old)) where new.value != before.value {
+        let field = "\(section.name).\(new.key)"
+        if section.name == "model" || section.name == "data" || unsafeKeys.contains(field) {
+          unsafe.append(field)
+        } else {
+          safe.append(field)
+        }
+      }
+    }
+    return (unsafe, safe)
+  }
+}

@@ -1,0 +1,165 @@
+// The token streams a run trains and evaluates on, and the two ways of cutting them into sequences:
+// the training batch of a step is a pure function of (seed, step, micro-step, global sample), so no
+// loader state exists; the dev set is cut into consecutive windows, each evaluated exactly once.
+
+import AttnCore
+import Foundation
+
+public struct TextData: Sendable {
+  public let tokenizer: Tokenizer
+  public let train: [Int32]
+  public let dev: [Int32]
+
+  public init(tokenizer: Tokenizer, train: [Int32], dev: [Int32]) {
+    self.tokenizer = tokenizer
+    self.train = train
+    self.dev = dev
+  }
+
+  /// Reads and tokenizes the config's data. The char vocabulary covers every character of the files
+  /// read (train and dev), as nanoGPT builds it from the whole input; `vocabulary` (from a run
+  /// directory or checkpoint) is used instead when given, so a resumed run keeps its ids.
+  public static func load(_ config: Config, vocabulary: Tokenizer? = nil) throws -> TextData {
+    let data = config.data
+    let trainText = try readText(data.trainPath, field: "data.train_path", tokenizer: data.tokenizer)
+    var devText: String?
+    if let devPath = data.devPath {
+      devText = try readText(devPath, field: "data.dev_path", tokenizer: data.tokenizer)
+    }
+    let tokenizer = vocabulary ?? (data.tokenizer == .byte ? .bytes : .characters(of: [trainText, devText ?? ""]))
+    var train: [Int32]
+    var dev: [Int32]
+    if let devText, let devPath = data.devPath {
+      train = try tokenizer.encode(trainText, source: data.trainPath)
+      dev = try tokenizer.encode(devText, source: devPath)
+    } else {
+      let all = try tokenizer.encode(trainText, source: data.trainPath)
+      let cut = Int(Double(all.count) * data.trainFraction)
+      train = Array(all[..<cut])
+      dev = Array(all[cut...])
+    }
+    // A window needs block_size inputs plus one more token for the last target.
+    let needed = config.model.blockSize + 1
+    let devSource = data.devPath ?? data.trainPath
+    if train.count < needed {
+      throw InputError(
+        file: data.trainPath, field: "model.block_size",
+        problem: "the training split has \(train.count) tokens, fewer than block_size + 1 = \(needed)",
+        hint: "use more data or a smaller block_size")
+    }
+    if dev.count < needed {
+      throw InputError(
+        file: devSource, field: data.devPath == nil ? "data.train_fraction" : "model.block_size",
+        problem: "the dev split has \(dev.count) tokens, fewer than block_size + 1 = \(needed)",
+        hint: data.devPath == nil ? "lower train_fraction or use more data" : "use a longer dev file or a smaller block_size")
+    }
+    return TextData(tokenizer: tokenizer, train: train, dev: dev)
+  }
+
+  static func readText(_ path: String, field: String, tokenizer: TokenizerKind) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw InputError(file: path, field: field, problem: "no such file")
+    }
+    guard !isDirectory.boolValue, let bytes = FileManager.default.contents(atPath: path) else {
+      throw InputError(file: path, field: field, problem: "cannot read the file (a directory, or no permission)")
+    }
+    guard !bytes.isEmpty else { throw InputError(file: path, field: field, problem: "the file is empty") }
+    if tokenizer == .byte { return String(decoding: bytes, as: UTF8.self) }
+    if let text = String(validatingUTF8: bytes) { return text }
+    let offset = firstInvalidUTF8Offset(bytes)
+    throw InputError(
+      file: path, field: field,
+      problem: "not valid UTF-8: byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at offset \(offset)",
+      hint: "the char tokenizer reads UTF-8 text; set data.tokenizer to \"byte\" for arbitrary bytes")
+  }
+}
+
+extension String {
+  /// Strict UTF-8 decoding: nil instead of replacement characters.
+  init?(validatingUTF8 bytes: Data) {
+    guard firstInvalidUTF8Offset(bytes) == bytes.count else { return nil }
+    self = String(decoding: bytes, as: UTF8.self)
+  }
+}
+
+/// The offset of the first byte that does not belong to a valid UTF-8 sequence (bytes.count if none).
+func firstInvalidUTF8Offset(_ bytes: Data) -> Int {
+  var decoder = UTF8()
+  var iterator = bytes.makeIterator()
+  var offset = 0
+  while true {
+    switch decoder.decode(&iterator) {
+    case .scalarValue(let scalar): offset += UTF8.width(scalar)
+    case .emptyInput: return bytes.count
+    case .error: return min(offset, bytes.count - 1)
+    }
+  }
+}
+
+// MARK: - Batches
+
+/// Where training sequences start: sample g of micro-step m of step t begins at a position drawn
+/// from the key (seed, batch, t, m, g), so it does not depend on ranks or on what ran before.
+public struct BatchSampler: Sendable {
+  public let seed: UInt64
+  public let sequenceLength: Int
+  public let tokenCount: Int
+
+  public init(seed: UInt64, sequenceLength: Int, tokenCount: Int) {
+    self.seed = seed
+    self.sequenceLength = sequenceLength
+    self.tokenCount = tokenCount
+  }
+
+  public func start(step: Int, microStep: Int, globalSample: Int) -> Int {
+    let key = RandomKey(seed: seed, purpose: .batch).then(step).then(microStep)
+    return key.integer(globalSample, below: tokenCount - sequenceLength)
+  }
+
+  /// Fills tokens/targets [count, T] for global samples first..<first+count.
+  public func fill(
+    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
+    step: Int, microStep: Int, firstSample: Int, count: Int
+  ) {
+    let T = sequenceLength
+    stream.withUnsafeBufferPointer { data in
+      for b in 0..<count {
+        let s = start(step: step, microStep: microStep, globalSample: firstSample + b)
+        (tokens + b * T).update(from: data.baseAddress! + s, count: T)
+        (targets + b * T).update(from: data.baseAddress! + s + 1, count: T)
+      }
+    }
+  }
+}
+
+/// The dev split as consecutive windows of T inputs (and T shifted targets): window k covers tokens
+/// kT ..< kT + T + 1. Every window is evaluated once, in order; the < T leftover tokens at the end
+/// are not predicted.
+public struct DevWindows: Sendable {
+  public let sequenceLength: Int
+  public let count: Int
+
+  public init(tokenCount: Int, sequenceLength: Int) {
+    self.sequenceLength = sequenceLength
+    count = (tokenCount - 1) / sequenceLength
+  }
+
+  /// The windows rank r of n evaluates: a contiguous share, sizes differing by at most one.
+  public func share(rank: Int, of size: Int) -> Range<Int> {
+    (count * rank / size)..<(count * (rank + 1) / size)
+  }
+
+  public func fill(
+    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
+    windows: Range<Int>
+  ) {
+    let T = sequenceLength
+    stream.withUnsafeBufferPointer { data in
+      for (b, k) in windows.enumerated() {
+        (tokens + b * T).update(from: data.baseAddress! + k * T, count: T)
+        (targets + b * T).update(from: data.baseAddress! + k * T + 1, count: T)
+      }
+    }
+  }
+}

@@ -1,0 +1,243 @@
+// The training loop, a plain loop as in nanoGPT's train.py. Each optimizer step: every micro-step
+// draws its global batch from (seed, step, micro-step), this rank runs forward/backward on its
+// contiguous share, gradients (already scaled by 1 / tokens of the whole global batch) are summed
+// over ranks, clipped, and applied. Every rank then holds the same weights, so evaluation and
+// checkpoints need no further agreement. The loop allocates nothing per step.
+
+import AttnCore
+import AttnDist
+import Foundation
+
+public final class Trainer {
+  public let config: Config
+  public let model: GPT
+  public let optimizer: Optimizer
+  public private(set) var state: TrainerState
+  private let communicator: Communicator
+  private let log: RunLog
+  private let data: TextData
+  private let run: RunDirectory
+  private let schedule: LearningRateSchedule
+  private let sampler: BatchSampler
+  private let evaluator: Evaluator
+  private let writer: CheckpointWriter
+  private let localBatch: Int
+  private let tokens: UnsafeMutablePointer<Int32>
+  private let targets: UnsafeMutablePointer<Int32>
+  /// [loss sum, stop requested]: one allreduce per step carries both.
+  private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
+  private let checksum = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
+
+  public init(
+    config: Config, data: TextData, communicator: Communicator, log: RunLog, run: RunDirectory,
+    resumeFrom checkpoint: LoadedCheckpoint?
+  ) throws {
+    self.config = config
+    self.data = data
+    self.communicator = communicator
+    self.log = log
+    self.run = run
+    let training = config.training
+    localBatch = training.batchSize / communicator.size
+    let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
+    model = GPT(shape: shape, maxBatch: localBatch)
+    optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+    schedule = config.learningRateSchedule
+    sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
+    evaluator = Evaluator(model: model, dev: data.dev)
+    writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints)
+    tokens = .allocate(capacity: localBatch * shape.blockSize)
+    targets = .allocate(capacity: localBatch * shape.blockSize)
+    state = TrainerState(step: 0, tokensSeen: 0, elapsedSeconds: 0, worldSize: communicator.size)
+
+    // Rank 0 is the source of truth for the starting state; the broadcasts make every replica
+    // bit-identical even if ranks ran on machines whose libm rounds differently.
+    if let checkpoint {
+      try checkpoint.restoreWeights(into: model)
+      try checkpoint.restoreOptimizer(optimizer, layout: model.layout)
+      state = checkpoint.state
+    } else {
+      model.initializeParameters(seed: training.seed)
+    }
+    try communicator.broadcast(model.parameters.buffer, root: 0)
+    for (_, buffer) in optimizer.state { try communicator.broadcast(buffer.buffer, root: 0) }
+    var stepCount = optimizer.stepCount
+    try communicator.broadcast(&stepCount, root: 0)
+    optimizer.stepCount = stepCount
+    var stateBytes = Array((try? JSONEncoder().encode(state)) ?? Data())
+    try communicator.broadcast(&stateBytes, root: 0)
+    state = try JSONDecoder().decode(TrainerState.self, from: Data(stateBytes))
+    state.worldSize = communicator.size
+  }
+
+  deinit {
+    tokens.deallocate()
+    targets.deallocate()
+    stepSums.deallocate()
+    checksum.deallocate()
+  }
+
+  public enum Outcome: Equatable { case finished, stoppedBySignal(step: Int) }
+
+  public func train(stopRequested: () -> Bool) throws -> Outcome {
+    let training = config.training
+    let T = model.shape.blockSize
+    let globalBatch = training.batchSize
+    let tokensPerStep = globalBatch * training.gradAccumSteps * T
+    let lossScale = Float(1.0 / Double(tokensPerStep))
+    let firstSample = communicator.rank * localBatch
+    let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
+    let dropout = model.shape.dropout
+    let clock = Stopwatch()
+    let startElapsed = state.elapsedSeconds
+    var windowStart = clock.seconds
+    var windowTokens = 0
+    var pausedSeconds = 0.0  // evaluation and checkpoint time, excluded from tokens/s
+
+    if state.step >= training.maxSteps {
+      log.say("nothing to do: the run is at step \(state.step), max_steps is \(training.maxSteps)")
+      return .finished
+    }
+
+    while state.step < training.maxSteps {
+      let step = state.step
+      let lr = schedule.rate(at: step)
+      model.zeroGradients()
+      var lossSum = 0.0
+      for micro in 0..<training.gradAccumSteps {
+        sampler.fill(
+          tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro,
+          firstSample: firstSample, count: localBatch)
+        let context = DropoutContext(
+          probability: dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
+        lossSum += model.forward(tokens: tokens, targets: targets, B: localBatch, T: T, dropout: context)
+        model.backward(tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context)
+      }
+      if communicator.size > 1 { try communicator.allreduceSum(model.gradients.buffer) }
+      stepSums[0] = lossSum
+      stepSums[1] = stopRequested() ? 1 : 0
+      try communicator.allreduceSum(stepSums)
+      let trainLoss = stepSums[0] / Double(tokensPerStep)
+      guard trainLoss.isFinite else {
+        throw TrainingError.diverged(step: step + 1, loss: trainLoss)
+      }
+      clipGradientNorm(model.gradients, maxNorm: Float(config.optimizer.gradClip))
+      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(lr))
+
+      state.step += 1
+      state.tokensSeen += tokensPerStep
+      windowTokens += tokensPerStep
+      state.elapsedSeconds = startElapsed + clock.seconds
+      let done = state.step == training.maxSteps
+      let stop = stepSums[1] > 0
+
+      if training.consistencyCheckInterval > 0, state.step % training.consistencyCheckInterval == 0 {
+        try checkReplicasAgree()
+      }
+
+      var fields: [(String, Double)] = []
+      if state.step % training.logInterval == 0 || done || stop {
+        let seconds = clock.seconds - windowStart - pausedSeconds
+        let rate = seconds > 0 ? Double(windowTokens) / seconds : 0
+        fields = [("step", Double(state.step)), ("train_loss", trainLoss), ("lr", lr), ("tokens_per_s", rate)]
+        windowStart = clock.seconds
+        windowTokens = 0
+        pausedSeconds = 0
+      }
+      let evaluate = (training.evalInterval > 0 && state.step % training.evalInterval == 0) || done
+      if evaluate {
+        let pauseStart = clock.seconds
+        let result = try evaluator.evaluate(communicator)
+        if fields.isEmpty { fields = [("step", Double(state.step)), ("train_loss", trainLoss), ("lr", lr)] }
+        fields.append(("dev_loss", result.loss))
+        if result.loss < (state.bestDevLoss ?? .infinity) {
+          state.bestDevLoss = result.loss
+          state.bestStep = state.step
+          try saveCheckpoint(named: "best")
+        }
+        pausedSeconds += clock.seconds - pauseStart
+      }
+      if !fields.isEmpty {
+        fields.append(("elapsed_s", state.elapsedSeconds))
+        report(fields, maxSteps: training.maxSteps)
+      }
+      let checkpointDue = training.checkpointInterval > 0 && state.step % training.checkpointInterval == 0
+      if checkpointDue || done || stop {
+        let pauseStart = clock.seconds
+        let name = CheckpointDirectory.name(forStep: state.step)
+        try saveCheckpoint(named: name)
+        if communicator.rank == 0 { try writer.publishLatest(name) }
+        try communicator.barrier()
+        pausedSeconds += clock.seconds - pauseStart
+        log.say("checkpoint \(name) written")
+      }
+      if stop && !done {
+        log.say("stopped by signal after step \(state.step); resume with the same command")
+        return .stoppedBySignal(step: state.step)
+      }
+    }
+    return .finished
+  }
+
+  private func saveCheckpoint(named name: String) throws {
+    if communicator.rank == 0 {
+      try writer.write(
+        name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
+        vocabularyJSON: data.tokenizer.vocabularyJSON())
+    }
+    try communicator.barrier()
+  }
+
+  /// Every replica must hold the same bits. A 52-bit hash of the parameter bytes, compared through
+  /// max(h) and max(-h), catches any difference without moving the parameters.
+  private func checkReplicasAgree() throws {
+    guard communicator.size > 1 else { return }
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    let raw = UnsafeRawPointer(model.parameters.pointer).assumingMemoryBound(to: UInt32.self)
+    for i in 0..<model.parameters.count { hash = mix64(hash ^ UInt64(raw[i])) }
+    let value = Double(hash >> 12)
+    checksum[0] = value
+    checksum[1] = -value
+    try communicator.allreduceMax(checksum)
+    if checksum[0] != -checksum[1] {
+      throw TrainingError.replicasDiverged(step: state.step, rank: communicator.rank)
+    }
+  }
+
+  private func report(_ fields: [(String, Double)], maxSteps: Int) {
+    var parts: [String] = []
+    for (key, value) in fields {
+      switch key {
+      case "step": parts.append("step \(Int(value))/\(maxSteps)")
+      case "train_loss": parts.append(String(format: "loss %.4f", value))
+      case "dev_loss": parts.append(String(format: "dev loss %.4f", value))
+      case "lr": parts.append(String(format: "lr %.2e", value))
+      case "tokens_per_s": parts.append(String(format: "%.0f tok/s", value))
+      case "elapsed_s": parts.append(String(format: "%.1fs", value))
+      default: break
+      }
+    }
+    log.say(parts.joined(separator: " | "))
+    log.record(fields)
+  }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+  case diverged(step: Int, loss: Double)
+  case replicasDiverged(step: Int, rank: Int)
+
+  public var description: String {
+    switch self {
+    case .diverged(let step, let loss):
+      return "training diverged at step \(step): the loss is \(loss) (try a lower optimizer.learning_rate or set optimizer.grad_clip)"
+    case .replicasDiverged(let step, let rank):
+      return "the ranks' parameters differ at step \(step) (seen on rank \(rank)): the replicas diverged, which points at a bug or faulty hardware; the job stops rather than train inconsistent models"
+    }
+  }
+}
+
+/// Monotonic seconds since creation.
+struct Stopwatch {
+  private let start = DispatchTime.now().uptimeNanoseconds
+  var seconds: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+}

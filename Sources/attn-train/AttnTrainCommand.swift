@@ -1,0 +1,31 @@
+// attn-train: train, evaluate and sample a Transformer language model from one JSON config.
+// Running `attn-train CONFIG` trains (the default subcommand); under `mpirun -np N` every rank runs
+// this same program and they train one model together.
+
+import ArgumentParser
+
+@main
+struct AttnTrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "attn-train",
+    abstract: "Train a Transformer language model on CPUs, alone or data-parallel under mpirun.",
+    discussion: """
+      The config file (JSON) sets the model, optimizer, schedule, training, data and output; the
+      README documents every field. Examples:
+        attn-train Configs/shakespeare-char.json
+        mpirun -np 4 attn-train Configs/shakespeare-char.json
+        attn-train eval Configs/shakespeare-char.json --json
+        attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
+      """,
+    subcommands: [Train.self, Eval.self, Sample.self],
+    defaultSubcommand: Train.self)
+}
+
+/// The arguments every subcommand shares.
+struct RunOptions: ParsableArguments {
+  @Argument(help: "The JSON config file.")
+  var config: String
+
+  @Option(name: .customLong("run-dir"), help: "Use this run directory instead of the config's output.run_dir.")
+  var runDirectory: String?
+}

@@ -1,0 +1,76 @@
+// What every subcommand does before its real work: join the job, read the config, pick the BLAS
+// thread count, find the run directory; and the one place where errors are reported.
+
+import AttnCore
+import AttnDist
+import AttnTrain
+import Foundation
+
+struct Launch {
+  let communicator: Communicator
+  let config: Config
+  let run: RunDirectory
+  let log: RunLog
+
+  init(_ options: RunOptions) throws {
+    communicator = try makeCommunicator()
+    log = RunLog(isSpeaker: communicator.rank == 0)
+    var config = try Config.load(path: options.config)
+    if let override = options.runDirectory {
+      config.output.runDir = URL(fileURLWithPath: override).standardizedFileURL.path
+      run = RunDirectory(path: config.output.runDir, origin: "--run-dir")
+    } else {
+      run = RunDirectory(path: config.output.runDir, origin: "output.run_dir")
+    }
+    self.config = config
+  }
+
+  /// Threads per rank: ATTN_TRAIN_THREADS, else training.threads, else the node's cores shared
+  /// evenly among the ranks on the node (at least one each).
+  func configureThreads() throws {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    var threads = max(1, cores / communicator.localSize)
+    var source = "\(cores) cores / \(communicator.localSize) ranks on this node"
+    if let fromConfig = config.training.threads {
+      threads = fromConfig
+      source = "training.threads"
+    }
+    if let text = ProcessInfo.processInfo.environment["ATTN_TRAIN_THREADS"] {
+      guard let value = Int(text), value >= 1 else {
+        throw InputError(file: "environment", field: "ATTN_TRAIN_THREADS", problem: "\"\(text)\" is not a whole number >= 1")
+      }
+      threads = value
+      source = "ATTN_TRAIN_THREADS"
+    }
+    BLASThreads.set(threads)
+    log.say("ranks: \(communicator.size), BLAS threads per rank: \(threads) (\(source))")
+  }
+
+  func finish() {
+    (communicator as? MPICommunicator).map { try? $0.finalize() }
+  }
+}
+
+/// Runs a subcommand body and reports any error once, as one line, then exits non-zero. Under MPI
+/// the failing rank takes the whole job down, so no rank is left waiting in a collective.
+func reportingErrors(_ body: (inout Launch?) throws -> Void) -> Never {
+  var launch: Launch?
+  do {
+    try body(&launch)
+    launch?.finish()
+    exit(0)
+  } catch {
+    let communicator = launch?.communicator
+    let rank = communicator?.rank ?? 0
+    let size = communicator?.size ?? 1
+    if rank != 0 {
+      // If rank 0 failed the same way it reports and ends the job first; wait a moment for it so a
+      // config error is not printed once per rank.
+      Thread.sleep(forTimeInterval: 0.5)
+    }
+    let prefix = size > 1 ? "attn-train (rank \(rank) of \(size)): error: " : "attn-train: error: "
+    FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
+    if let communicator, size > 1 { communicator.abort(code: 1) }
+    exit(1)
+  }
+}

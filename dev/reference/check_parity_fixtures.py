@@ -1,0 +1,227 @@
+"""
+Self-checks for the parity fixtures and the reference (run after make_parity_fixtures.py):
+
+    python3 dev/reference/check_parity_fixtures.py
+
+1. every fixture loads with safetensors.numpy.load_file, with the expected keys/dtypes/shapes;
+2. a float64 recompute from the stored float32 weights reproduces expected.loss (<= 1e-6 rel),
+   expected.logits and grad.* ;
+3. the reference forward agrees with a second implementation built from torch built-ins
+   (F.layer_norm, F.scaled_dot_product_attention, F.gelu, F.embedding);
+4. autograd gradients agree with central finite differences in float64, for EVERY scalar
+   parameter, for every fixture;
+5. a hand-written AdamW + global-norm clip (formulas spelled out below) reproduces
+   expected.adamw_losses and expected.adamw_final.*.
+Exits non-zero if any check fails.
+"""
+
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt_reference import (GPT, GPTConfig, import_parameters, export_gradients,  # noqa: E402
+                           spec_parameter_shapes, sinusoidal_table, rope_cos_sin, apply_rope)
+import make_parity_fixtures as mk  # noqa: E402
+
+FAILED = []
+
+
+def check(cond, msg):
+    print(("  ok   " if cond else "  FAIL ") + msg)
+    if not cond:
+        FAILED.append(msg)
+
+
+def load(stem):
+    path = os.path.join(mk.FIXTURE_DIR, stem + ".safetensors")
+    arrays = load_file(path)
+    with safe_open(path, framework="np") as f:
+        meta = f.metadata()
+    return path, arrays, meta
+
+
+def config_from_meta(meta):
+    return GPTConfig(vocab_size=int(meta["vocab_size"]), block_size=int(meta["block_size"]),
+                     n_layer=int(meta["n_layer"]), n_head=int(meta["n_head"]),
+                     n_embd=int(meta["n_embd"]), position_encoding=meta["position_encoding"],
+                     tie_embeddings=meta["tie_embeddings"] == "true", dropout=0.0)
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def builtin_forward(cfg, P, idx):
+    """Second, independent forward using torch built-ins (float64)."""
+    B, T = idx.shape
+    C, NH = cfg.n_embd, cfg.n_head
+    HS = C // NH
+    x = F.embedding(idx, P["wte"])
+    if cfg.position_encoding == "learned":
+        x = x + P["wpe"][:T]
+    elif cfg.position_encoding == "sinusoidal":
+        x = x + sinusoidal_table(T, C, torch.float64)
+    for l in range(cfg.n_layer):
+        p = f"h.{l}."
+        a = F.layer_norm(x, (C,), P[p + "ln1.weight"], P[p + "ln1.bias"], eps=1e-5)
+        q, k, v = F.linear(a, P[p + "attn.qkv.weight"], P[p + "attn.qkv.bias"]).chunk(3, dim=-1)
+        q, k, v = (t.reshape(B, T, NH, HS).permute(0, 2, 1, 3) for t in (q, k, v))
+        if cfg.position_encoding == "rope":
+            cos, sin = rope_cos_sin(T, HS, torch.float64)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = y.permute(0, 2, 1, 3).reshape(B, T, C)
+        x = x + F.linear(y, P[p + "attn.proj.weight"], P[p + "attn.proj.bias"])
+        m = F.layer_norm(x, (C,), P[p + "ln2.weight"], P[p + "ln2.bias"], eps=1e-5)
+        m = F.gelu(F.linear(m, P[p + "mlp.fc.weight"], P[p + "mlp.fc.bias"]))
+        x = x + F.linear(m, P[p + "mlp.proj.weight"], P[p + "mlp.proj.bias"])
+    x = F.layer_norm(x, (C,), P["ln_f.weight"], P["ln_f.bias"], eps=1e-5)
+    W = P["wte"] if cfg.tie_embeddings else P["lm_head.weight"]
+    return F.linear(x, W)
+
+
+def finite_difference_check(model, idx, tgt, h=1e-5):
+    """Central differences on every scalar parameter vs autograd, float64."""
+    model.zero_grad(set_to_none=True)
+    _, loss = model(idx, tgt)
+    loss.backward()
+    worst_abs, worst_rel, worst_name, n = 0.0, 0.0, "", 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            flat = p.view(-1)
+            g = p.grad.view(-1)
+            fd = torch.empty_like(flat)
+            for i in range(flat.numel()):
+                old = flat[i].item()
+                flat[i] = old + h
+                lp = model(idx, tgt)[1].item()
+                flat[i] = old - h
+                lm = model(idx, tgt)[1].item()
+                flat[i] = old
+                fd[i] = (lp - lm) / (2 * h)
+            n += flat.numel()
+            a = (fd - g).abs().max().item()
+            r = a / max(g.abs().max().item(), 1e-12)
+            if a > worst_abs:
+                worst_abs, worst_name = a, name
+            worst_rel = max(worst_rel, r)
+    return n, worst_abs, worst_rel, worst_name
+
+
+def manual_adamw(params, grads_fn, steps, lr, b1, b2, eps, wd, clip):
+    """torch.optim.AdamW + clip_grad_norm_ written out:
+       g <- g * min(1, clip / (||g||_2 over all params + 1e-6))
+       p <- p * (1 - lr*wd_p)                      (decoupled decay; wd_p = wd if p.dim() >= 2 else 0)
+       m <- b1*m + (1-b1)*g ; v <- b2*v + (1-b2)*g^2
+       p <- p - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)"""
+    m = {n: torch.zeros_like(p) for n, p in params.items()}
+    v = {n: torch.zeros_like(p) for n, p in params.items()}
+    losses = []
+    for t in range(1, steps + 1):
+        loss, grads = grads_fn(params)
+        losses.append(loss)
+        norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+        coef = min(1.0, clip / (norm + 1e-6))
+        for n, p in params.items():
+            g = grads[n] * coef
+            wdp = wd if p.dim() >= 2 else 0.0
+            p.mul_(1 - lr * wdp)
+            m[n].mul_(b1).add_((1 - b1) * g)
+            v[n].mul_(b2).add_((1 - b2) * g * g)
+            mhat = m[n] / (1 - b1 ** t)
+            vhat = v[n] / (1 - b2 ** t)
+            p.sub_(lr * mhat / (vhat.sqrt() + eps))
+    return losses, params
+
+
+def check_fixture(stem, do_fd):
+    path, A, meta = load(stem)
+    print(f"{stem}  ({os.path.getsize(path)} bytes)")
+    cfg = config_from_meta(meta)
+    shapes = spec_parameter_shapes(cfg)
+    B, T, V = int(meta["batch"]), int(meta["seq_len"]), cfg.vocab_size
+
+    # 1. keys / dtypes / shapes
+    want = set(shapes) | {"input_tokens", "target_tokens", "expected.logits", "expected.loss",
+                          "expected.adamw_losses"}
+    want |= {"grad." + n for n in shapes} | {"expected.adamw_final." + n for n in shapes}
+    check(set(A) == want, f"load_file ok, {len(A)} tensors, key set as specified")
+    ok = all(A[n].dtype == np.float32 and A[n].shape == s for n, s in shapes.items())
+    ok &= all(A["grad." + n].shape == s and A["expected.adamw_final." + n].shape == s for n, s in shapes.items())
+    ok &= A["input_tokens"].dtype == np.int32 and A["input_tokens"].shape == (B, T)
+    ok &= A["target_tokens"].dtype == np.int32 and A["target_tokens"].shape == (B, T)
+    ok &= A["expected.logits"].shape == (B, T, V) and A["expected.loss"].shape == (1,)
+    ok &= A["expected.adamw_losses"].shape == (int(meta["adamw_steps"]),)
+    check(bool(ok), "dtypes and shapes")
+    check(list(A).__len__() > 0 and A["expected.adamw_losses"][0] == A["expected.loss"][0],
+          "expected.adamw_losses[0] == expected.loss")
+
+    # 2. float64 recompute from the stored float32 weights
+    idx = torch.from_numpy(A["input_tokens"]).long()
+    tgt = torch.from_numpy(A["target_tokens"]).long()
+    model = GPT(cfg).to(torch.float64)
+    import_parameters(model, {n: torch.from_numpy(A[n]) for n in shapes})
+    logits, loss = model(idx, tgt)
+    loss.backward()
+    r = abs(loss.item() - float(A["expected.loss"][0])) / abs(loss.item())
+    check(r <= 1e-6, f"float64 recompute loss {loss.item():.12f} vs stored {A['expected.loss'][0]:.9f}: rel err {r:.2e}")
+    r = rel_err(A["expected.logits"], logits.detach().numpy())
+    check(r <= 1e-6, f"logits recompute rel err {r:.2e}")
+    grads = export_gradients(model)
+    r = max(rel_err(A["grad." + n], g.numpy()) for n, g in grads.items())
+    check(r <= 1e-6, f"gradient recompute worst rel err {r:.2e}")
+
+    # 3. independent forward from torch built-ins
+    P = {n: torch.from_numpy(A[n]).double() for n in shapes}
+    lg2 = builtin_forward(cfg, P, idx)
+    r = rel_err(lg2.numpy(), logits.detach().numpy())
+    check(r <= 1e-12, f"reference forward vs torch built-ins (F.layer_norm/SDPA/F.gelu): rel err {r:.2e}")
+
+    # 4. finite differences
+    if do_fd:
+        n, a, rr, nm = finite_difference_check(model, idx, tgt)
+        check(rr <= 1e-6, f"finite differences (h=1e-5, float64) on all {n} scalars: "
+                          f"max abs err {a:.2e} (at {nm}), max err / max|grad| per tensor {rr:.2e}")
+
+    # 5. hand-written AdamW
+    def grads_fn(params):
+        m = GPT(cfg).to(torch.float64)
+        import_parameters(m, params)
+        _, l = m(idx, tgt)
+        l.backward()
+        return l.item(), export_gradients(m)
+    losses, final = manual_adamw({n: p.clone() for n, p in P.items()}, grads_fn,
+                                 int(meta["adamw_steps"]), float(meta["adamw_lr"]),
+                                 float(meta["adamw_beta1"]), float(meta["adamw_beta2"]),
+                                 float(meta["adamw_eps"]), float(meta["adamw_weight_decay"]),
+                                 float(meta["grad_clip"]))
+    r = rel_err(A["expected.adamw_losses"], np.array(losses))
+    check(r <= 1e-6, f"hand-written AdamW losses vs stored: rel err {r:.2e}  "
+                     f"({losses[0]:.5f} -> {losses[-1]:.5f})")
+    r = max(rel_err(A["expected.adamw_final." + n], p.numpy()) for n, p in final.items())
+    check(r <= 1e-6, f"hand-written AdamW final params vs stored: worst rel err {r:.2e}")
+
+    # informational: gradients that vanish analytically (key bias without rope)
+    for l in range(cfg.n_layer):
+        gk = A[f"grad.h.{l}.attn.qkv.bias"][cfg.n_embd:2 * cfg.n_embd]
+        print(f"  info h.{l}.attn.qkv.bias key-part |grad| max {np.abs(gk).max():.2e}")
+
+
+def main():
+    fd_all = "--fd-one" not in sys.argv
+    for i, (stem, _, _, _) in enumerate(mk.FIXTURES):
+        check_fixture(stem, do_fd=fd_all or i == 0)
+    print("ALL CHECKS PASSED" if not FAILED else f"{len(FAILED)} CHECK(S) FAILED")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
