@@ -33,6 +33,12 @@ public final class RunLog {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
   }
 
+  /// Information that must not mix with a command's results on stdout.
+  public func note(_ line: String) {
+    guard isSpeaker else { return }
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+  }
+
   public func warn(_ line: String) {
     guard isSpeaker else { return }
     FileHandle.standardError.write(Data("warning: \(line)\n".utf8))

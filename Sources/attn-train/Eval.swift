@@ -21,7 +21,7 @@ struct Eval: ParsableCommand {
     reportingErrors { launch in
       let l = try Launch(options)
       launch = l
-      try l.configureThreads()
+      try l.configureThreads(announce: l.log.note)
       let maxBatch = max(1, l.config.training.batchSize / l.communicator.size)
       let loaded = try CheckpointedModel(l, checkpointName: checkpoint, maxBatch: maxBatch)
       let data = try TextData.load(l.config, vocabulary: loaded.checkpoint.tokenizer)
@@ -31,7 +31,7 @@ struct Eval: ParsableCommand {
           "dev_loss": result.loss, "perplexity": result.perplexity, "bits_per_char": result.bitsPerChar,
           "tokens": result.tokens, "step": loaded.checkpoint.state.step, "checkpoint": loaded.checkpoint.path,
         ]
-        let text = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let text = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         l.log.say(String(decoding: text, as: UTF8.self))
       } else {
         l.log.say("checkpoint \(loaded.checkpoint.path) (step \(loaded.checkpoint.state.step))")

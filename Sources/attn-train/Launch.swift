@@ -27,7 +27,9 @@ struct Launch {
 
   /// Threads per rank: ATTN_TRAIN_THREADS, else training.threads, else the node's cores shared
   /// evenly among the ranks on the node (at least one each).
-  func configureThreads() throws {
+  /// `announce` receives the one line saying what was chosen (stdout for training; eval and sample
+  /// keep stdout for their results).
+  func configureThreads(announce: ((String) -> Void)? = nil) throws {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     var threads = max(1, cores / communicator.localSize)
     var source = "\(cores) cores / \(communicator.localSize) ranks on this node"
@@ -43,7 +45,7 @@ struct Launch {
       source = "ATTN_TRAIN_THREADS"
     }
     BLASThreads.set(threads)
-    log.say("ranks: \(communicator.size), BLAS threads per rank: \(threads) (\(source))")
+    (announce ?? log.say)("ranks: \(communicator.size), BLAS threads per rank: \(threads) (\(source))")
   }
 
   func finish() {

@@ -41,7 +41,7 @@ struct Sample: ParsableCommand {
     reportingErrors { launch in
       let l = try Launch(options)
       launch = l
-      try l.configureThreads()
+      try l.configureThreads(announce: l.log.note)
       let loaded = try CheckpointedModel(l, checkpointName: checkpoint, maxBatch: 1)
       let tokenizer = loaded.checkpoint.tokenizer
       let context = try tokenizer.encode(prompt, source: "--prompt")
