@@ -28,8 +28,13 @@ let package = Package(
     .executableTarget(
       name: "attn-train",
       dependencies: ["AttnTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    // Benchmarks live in dev/: a table of tokens/s per config and thread count.
+    .executableTarget(
+      name: "attn-bench", dependencies: ["AttnCore", "AttnTrain", "CBLAS"], path: "dev/bench/attn-bench"),
     .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain"], exclude: ["Fixtures"]),
     .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
+    // Runs the built attn-train binary as a user would, alone and under real mpirun.
+    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain"]),
   ]
 )

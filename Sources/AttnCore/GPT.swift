@@ -100,34 +100,40 @@ public final class GPT {
       case .sinusoidal: UnsafePointer(positionTable!.pointer)
       case .rope: nil
       }
-    embeddingForward(a.encoded.pointer, tokens, p + o.wte, positions, B, T, C)
-    dropoutInPlace(a.encoded.pointer, B, T * C, dropout, layer: L, site: .embedding)
+    Profiler.measure(.embedding) { embeddingForward(a.encoded.pointer, tokens, p + o.wte, positions, B, T, C) }
+    Profiler.measure(.dropout) { dropoutInPlace(a.encoded.pointer, B, T * C, dropout, layer: L, site: .embedding) }
 
     for l in 0..<L {
       let w = LayerWeights(blockOffsets[l], p)
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
-      layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C)
-      matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C)
+      Profiler.measure(.layerNorm) { layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C) }
+      Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C) }
       if let rotaryCos, let rotarySin {
-        rotaryInPlace(s.qkv, rotaryCos.pointer, rotarySin.pointer, direction: 1, B, T, C, NH)
+        Profiler.measure(.rotary) {
+          rotaryInPlace(s.qkv, rotaryCos.pointer, rotarySin.pointer, direction: 1, B, T, C, NH)
+        }
       }
-      attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH)
-      matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C)
-      dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput)
-      for i in 0..<(BT * C) { s.res2[i] = residual[i] + s.attproj[i] }
-      layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C)
-      matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C)
-      geluForward(s.fchGelu, s.fch, BT * 4 * C)
-      matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C)
-      dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput)
-      for i in 0..<(BT * C) { s.res3[i] = s.res2[i] + s.fcproj[i] }
+      Profiler.measure(.attention) {
+        attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH)
+      }
+      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C) }
+      Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
+      Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res2[i] = residual[i] + s.attproj[i] } }
+      Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C) }
+      Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C) }
+      Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C) }
+      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C) }
+      Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
+      Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res3[i] = s.res2[i] + s.fcproj[i] } }
     }
 
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
-    layerNormForward(
-      a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C)
-    matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V)
+    Profiler.measure(.layerNorm) {
+      layerNormForward(
+        a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C)
+    }
+    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V) }
     guard let targets else { return 0 }
     crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V)
     var total = 0.0
@@ -158,14 +164,20 @@ public final class GPT {
     let o = offsets
 
     let dlogits = a.logits.pointer
-    crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V)
-    matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V)
+    Profiler.measure(.crossEntropy, backward: true) {
+      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V)
+    }
+    Profiler.measure(.lossHead, backward: true) {
+      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V)
+    }
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
-    layerNormBackward(
-      dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
-      a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
+    Profiler.measure(.layerNorm, backward: true) {
+      layerNormBackward(
+        dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
+        a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
+    }
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = LayerWeights(blockOffsets[l], p)
@@ -175,29 +187,53 @@ public final class GPT {
       // dresidual holds d(res3); res3 = res2 + drop(fcproj) passes it through to res2 unchanged.
       let dbranch = d.branch.pointer
       dbranch.update(from: dresidual, count: BT * C)
-      dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
-      matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C)
-      geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C)
-      matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C)
-      layerNormBackward(
-        dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C)
+      Profiler.measure(.dropout, backward: true) {
+        dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
+      }
+      Profiler.measure(.matmul, backward: true) {
+        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C)
+      }
+      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C) }
+      Profiler.measure(.matmul, backward: true) {
+        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C)
+      }
+      Profiler.measure(.layerNorm, backward: true) {
+        layerNormBackward(
+          dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C)
+      }
       // dresidual now holds d(res2); res2 = residual + drop(attproj).
       dbranch.update(from: dresidual, count: BT * C)
-      dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
-      matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C)
-      attentionBackward(
-        d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
-        dropout, layer: l, B, T, C, NH)
-      if let rotaryCos, let rotarySin {
-        rotaryInPlace(d.dqkv.pointer, rotaryCos.pointer, rotarySin.pointer, direction: -1, B, T, C, NH)
+      Profiler.measure(.dropout, backward: true) {
+        dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
       }
-      matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C)
-      layerNormBackward(
-        dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
+      Profiler.measure(.matmul, backward: true) {
+        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C)
+      }
+      Profiler.measure(.attention, backward: true) {
+        attentionBackward(
+          d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
+          dropout, layer: l, B, T, C, NH)
+      }
+      if let rotaryCos, let rotarySin {
+        Profiler.measure(.rotary, backward: true) {
+          rotaryInPlace(d.dqkv.pointer, rotaryCos.pointer, rotarySin.pointer, direction: -1, B, T, C, NH)
+        }
+      }
+      Profiler.measure(.matmul, backward: true) {
+        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C)
+      }
+      Profiler.measure(.layerNorm, backward: true) {
+        layerNormBackward(
+          dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
+      }
     }
 
-    dropoutInPlace(dresidual, B, T * C, dropout, layer: L, site: .embedding)
-    embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
+    Profiler.measure(.dropout, backward: true) {
+      dropoutInPlace(dresidual, B, T * C, dropout, layer: L, site: .embedding)
+    }
+    Profiler.measure(.embedding, backward: true) {
+      embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
+    }
   }
 }
 

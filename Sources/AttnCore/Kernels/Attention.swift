@@ -56,13 +56,13 @@ func attentionForward(
 private func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, validCount n: Int, _ T: Int) {
   var maxValue = -Float.infinity
   for j in 0..<n where row[j] > maxValue { maxValue = row[j] }
-  var sum: Float = 0
-  for j in 0..<n {
-    let e = expf(row[j] - maxValue)
-    row[j] = e
-    sum += e
+  var sums = Float8(repeating: 0)
+  forEachChunk(n) { j, count in
+    let e = vexp(load8(row + j, count) - maxValue)
+    sums += keepFirst(e, count)
+    store8(e, row + j, count)
   }
-  let inverse = 1 / sum
+  let inverse = 1 / sums.sum()
   for j in 0..<n { row[j] *= inverse }
   for j in n..<T { row[j] = 0 }
 }

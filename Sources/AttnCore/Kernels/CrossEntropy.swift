@@ -20,9 +20,12 @@ func crossEntropyForward(
     let z = logits + n * V
     var maxValue = -Float.infinity
     for j in 0..<V where z[j] > maxValue { maxValue = z[j] }
-    var sum: Float = 0
-    for j in 0..<V { sum += expf(z[j] - maxValue) }
-    let logSumExp = maxValue + logf(sum)
+    var sums = Float8(repeating: 0)
+    forEachChunk(V) { j, count in
+      let e = vexp(load8(z + j, count) - maxValue)
+      sums += keepFirst(e, count)
+    }
+    let logSumExp = maxValue + logf(sums.sum())
     lse[n] = logSumExp
     losses[n] = logSumExp - z[Int(targets[n])]
   }
@@ -40,7 +43,7 @@ func crossEntropyBackwardInPlace(
   for n in 0..<N {
     let z = logits + n * V
     let l = lse[n]
-    for j in 0..<V { z[j] = expf(z[j] - l) * scale }
+    forEachChunk(V) { j, count in store8(vexp(load8(z + j, count) - l) * scale, z + j, count) }
     z[Int(targets[n])] -= scale
   }
 }

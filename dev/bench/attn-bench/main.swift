@@ -1,0 +1,145 @@
+// attn-bench: training throughput of attn-train's model on this machine, per config and thread count,
+// next to the sgemm rate OpenBLAS reaches here in the same run. Not a test: it prints a table.
+//   swift run -c release attn-bench [--steps N] [--threads 1,2] [--profile] CONFIG...
+// A step is what the trainer does per optimizer step on one rank: forward, backward, clip, update.
+// FLOPs per token follow nanoGPT's estimate 6N + 12 L C T (N without position embeddings).
+
+import AttnCore
+import AttnTrain
+import CBLAS
+import Foundation
+
+struct Options {
+  var steps = 10
+  var warmup = 2
+  var threads = [1, ProcessInfo.processInfo.activeProcessorCount]
+  var profile = false
+  var configs: [String] = []
+}
+
+func parseOptions() -> Options {
+  var options = Options()
+  var arguments = CommandLine.arguments.dropFirst()
+  func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("attn-bench: \(message)\nusage: attn-bench [--steps N] [--warmup N] [--threads 1,2] [--profile] CONFIG...\n".utf8))
+    exit(2)
+  }
+  func number(_ text: String?, _ what: String) -> Int {
+    guard let text, let value = Int(text) else { fail("\(what) needs a whole number") }
+    return value
+  }
+  while let argument = arguments.popFirst() {
+    switch argument {
+    case "--steps": options.steps = number(arguments.popFirst(), "--steps")
+    case "--warmup": options.warmup = number(arguments.popFirst(), "--warmup")
+    case "--threads":
+      options.threads = (arguments.popFirst() ?? "").split(separator: ",").map { number(String($0), "--threads") }
+    case "--profile": options.profile = true
+    case "--help", "-h": fail("training tokens/s per config and thread count")
+    default:
+      if argument.hasPrefix("--") { fail("unknown option \(argument)") }
+      options.configs.append(argument)
+    }
+  }
+  if options.configs.isEmpty { fail("give at least one config") }
+  if options.steps < 1 || options.threads.isEmpty || options.threads.contains(where: { $0 < 1 }) { fail("bad --steps or --threads") }
+  return options
+}
+
+/// GFLOP/s of a square sgemm of size n (best of a few runs).
+func sgemmRate(_ n: Int) -> Double {
+  let a = FloatBuffer(count: n * n)
+  let b = FloatBuffer(count: n * n)
+  let c = FloatBuffer(count: n * n)
+  for i in 0..<(n * n) {
+    a.pointer[i] = Float(i % 7) * 0.1
+    b.pointer[i] = Float(i % 5) * 0.1
+  }
+  var best = Double.infinity
+  for _ in 0..<5 {
+    let start = Profiler.now()
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n), b.pointer, Int32(n), 0, c.pointer, Int32(n))
+    best = min(best, Profiler.now() - start)
+  }
+  return 2 * Double(n * n * n) / best / 1e9
+}
+
+struct Measurement {
+  let tokensPerSecond: Double
+  let gflops: Double
+  let millisecondsPerStep: Double
+}
+
+func measure(_ config: Config, data: TextData, threads: Int, options: Options) -> Measurement {
+  BLASThreads.set(threads)
+  let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
+  let B = config.training.batchSize
+  let T = shape.blockSize
+  let model = GPT(shape: shape, maxBatch: B)
+  model.initializeParameters(seed: config.training.seed)
+  let optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+  let sampler = BatchSampler(seed: config.training.seed, sequenceLength: T, tokenCount: data.train.count)
+  let tokens = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
+  let targets = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
+  defer {
+    tokens.deallocate()
+    targets.deallocate()
+  }
+  let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
+  func step(_ t: Int) {
+    model.zeroGradients()
+    sampler.fill(tokens: tokens, targets: targets, from: data.train, step: t, microStep: 0, firstSample: 0, count: B)
+    let context = DropoutContext(probability: shape.dropout, stepKey: dropoutKey.then(t), firstGlobalSample: 0)
+    model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
+    model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 1 / Float(B * T), dropout: context)
+    Profiler.measure(.clipping, backward: true) { clipGradientNorm(model.gradients, maxNorm: 1) }
+    Profiler.measure(.optimizer, backward: true) {
+      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-4)
+    }
+  }
+  for t in 0..<options.warmup { step(t) }
+  Profiler.reset()
+  Profiler.enabled = options.profile
+  let start = Profiler.now()
+  for t in 0..<options.steps { step(options.warmup + t) }
+  let seconds = Profiler.now() - start
+  Profiler.enabled = false
+  let positionParameters = model.layout["wpe"]?.count ?? 0
+  let n = Double(model.parameters.count - positionParameters)
+  let flopsPerToken = 6 * n + 12 * Double(shape.layers * shape.channels * T)
+  let tokensPerSecond = Double(options.steps * B * T) / seconds
+  return Measurement(
+    tokensPerSecond: tokensPerSecond, gflops: tokensPerSecond * flopsPerToken / 1e9,
+    millisecondsPerStep: seconds / Double(options.steps) * 1000)
+}
+
+let options = parseOptions()
+var rows: [String] = []
+var sgemm: [Int: Double] = [:]
+for threads in options.threads {
+  BLASThreads.set(threads)
+  sgemm[threads] = sgemmRate(1024)
+}
+print("sgemm 1024^3: " + options.threads.map { String(format: "%.1f GFLOP/s on %d thread(s)", sgemm[$0]!, $0) }.joined(separator: ", "))
+print("| config | threads | tokens/s | ms/step | GFLOP/s | of sgemm |")
+print("|---|---:|---:|---:|---:|---:|")
+for path in options.configs {
+  do {
+    let config = try Config.load(path: path)
+    let data = try TextData.load(config)
+    for threads in options.threads {
+      let m = measure(config, data: data, threads: threads, options: options)
+      let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+      print(String(format: "| %@ | %d | %.0f | %.1f | %.1f | %.0f%% |", name, threads, m.tokensPerSecond, m.millisecondsPerStep, m.gflops, 100 * m.gflops / sgemm[threads]!))
+      if options.profile {
+        let total = Profiler.report().reduce(0) { $0 + $1.forward + $1.backward }
+        for entry in Profiler.report() {
+          print(String(format: "|   %@ | | fwd %.1f ms | bwd %.1f ms | %.0f%% | |", "\(entry.section)", entry.forward * 1000 / Double(options.steps), entry.backward * 1000 / Double(options.steps), 100 * (entry.forward + entry.backward) / total))
+        }
+      }
+    }
+  } catch {
+    FileHandle.standardError.write(Data("attn-bench: \(error)\n".utf8))
+    exit(1)
+  }
+}
