@@ -16,10 +16,13 @@ public struct ModelConfig: Equatable, Sendable {
   public var dropout: Double
   public var positionEncoding: PositionEncoding
   public var tieEmbeddings: Bool
+  /// Pads the tokenizer's vocabulary to this size (as nanoGPT pads GPT-2's 50257 to 50304); the
+  /// extra ids never occur in the data. nil: exactly the tokenizer's vocabulary.
+  public var vocabSize: Int?
 
   public init(
     nLayer: Int = 4, nHead: Int = 4, nEmbd: Int = 128, blockSize: Int = 64, dropout: Double = 0,
-    positionEncoding: PositionEncoding = .learned, tieEmbeddings: Bool = true
+    positionEncoding: PositionEncoding = .learned, tieEmbeddings: Bool = true, vocabSize: Int? = nil
   ) {
     self.nLayer = nLayer
     self.nHead = nHead
@@ -28,6 +31,7 @@ public struct ModelConfig: Equatable, Sendable {
     self.dropout = dropout
     self.positionEncoding = positionEncoding
     self.tieEmbeddings = tieEmbeddings
+    self.vocabSize = vocabSize
   }
 }
 

@@ -19,6 +19,7 @@ extension Config {
         .double("dropout", \.dropout, .zeroToBelowOne),
         .choice("position_encoding", \.positionEncoding),
         .bool("tie_embeddings", \.tieEmbeddings),
+        .optionalInt("vocab_size", \.vocabSize, 1...16_777_216),
       ]),
       ConfigSection("optimizer", \.optimizer, [
         .choice("kind", \.kind),

@@ -3,9 +3,10 @@
 import AttnCore
 
 extension Config {
+  /// The model for a tokenizer of `vocabSize` ids (padded to model.vocab_size when that is set).
   public func modelShape(vocabSize: Int) -> ModelShape {
     ModelShape(
-      vocabSize: vocabSize, blockSize: model.blockSize, layers: model.nLayer, heads: model.nHead,
+      vocabSize: max(vocabSize, model.vocabSize ?? 0), blockSize: model.blockSize, layers: model.nLayer, heads: model.nHead,
       channels: model.nEmbd, positionEncoding: model.positionEncoding,
       tieEmbeddings: model.tieEmbeddings, dropout: Float(model.dropout))
   }

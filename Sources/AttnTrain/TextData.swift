@@ -27,6 +27,12 @@ public struct TextData: Sendable {
       devText = try readText(devPath, field: "data.dev_path", tokenizer: data.tokenizer)
     }
     let tokenizer = vocabulary ?? (data.tokenizer == .byte ? .bytes : .characters(of: [trainText, devText ?? ""]))
+    if let padded = config.model.vocabSize, padded < tokenizer.vocabSize {
+      throw InputError(
+        file: config.sourcePath, field: "model.vocab_size",
+        problem: "\(padded) is smaller than the \(tokenizer.vocabSize) tokens of the \(tokenizer.kind.rawValue) tokenizer on this data",
+        hint: "remove vocab_size or set it to at least \(tokenizer.vocabSize)")
+    }
     var train: [Int32]
     var dev: [Int32]
     if let devText, let devPath = data.devPath {
