@@ -1,6 +1,7 @@
 // Every forward/backward pair against central finite differences, at odd shapes.
 
 @testable import AttnCore
+import Foundation
 import Testing
 
 @Suite struct KernelGradientTests {
@@ -78,6 +79,49 @@ import Testing
     attentionBackward(
       dqkv.pointer, dout.pointer, qkv.pointer, att.pointer, scratch.pointer, scratch2.pointer, dropout,
       layer: 1, B, T, C, NH)
+    expectGradientMatches("qkv", analytic: dqkv.pointer, x: qkv.pointer, count: B * T * 3 * C, objective: objective)
+  }
+
+  /// T larger than a query block (attentionBlockRows), so later blocks accumulate into dk and dv.
+  @Test(arguments: [Float(0), 0.25])
+  func attentionAcrossQueryBlocks(dropoutProbability: Float) {
+    let (B, T, C, NH) = (1, attentionBlockRows + 7, 4, 2)
+    let qkv = randomBuffer(B * T * 3 * C, seed: 31, scale: 1.5)
+    let (out, att) = (FloatBuffer(count: B * T * C), FloatBuffer(count: B * NH * T * T))
+    let (scratch, scratch2) = (FloatBuffer(count: T * T), FloatBuffer(count: T * T))
+    let dout = randomBuffer(B * T * C, seed: 32)
+    let dropout = DropoutContext(
+      probability: dropoutProbability, stepKey: RandomKey(seed: 9, purpose: .dropout), firstGlobalSample: 0)
+    func objective() -> Double {
+      attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, dropout, layer: 0, B, T, C, NH)
+      return weightedSum(out.pointer, dout.pointer, B * T * C)
+    }
+    _ = objective()
+    if dropoutProbability == 0 {
+      // The naive definition, row by row in Double, as the reference for the blocked kernel.
+      let HS = C / NH
+      var worst = 0.0
+      for h in 0..<NH {
+        for i in 0..<T {
+          let q = qkv.pointer + i * 3 * C + h * HS
+          var scores = (0...i).map { j in
+            (0..<HS).reduce(0.0) { $0 + Double(q[$1]) * Double(qkv.pointer[j * 3 * C + C + h * HS + $1]) } / Double(HS).squareRoot()
+          }
+          let top = scores.max()!
+          scores = scores.map { Foundation.exp($0 - top) }
+          let total = scores.reduce(0, +)
+          for c in 0..<HS {
+            let expected = (0...i).reduce(0.0) { $0 + scores[$1] / total * Double(qkv.pointer[$1 * 3 * C + 2 * C + h * HS + c]) }
+            worst = max(worst, abs(expected - Double(out.pointer[i * C + h * HS + c])))
+          }
+        }
+      }
+      #expect(worst < 1e-5, "blocked attention vs naive: \(worst)")
+    }
+    let dqkv = FloatBuffer(count: B * T * 3 * C)
+    attentionBackward(
+      dqkv.pointer, dout.pointer, qkv.pointer, att.pointer, scratch.pointer, scratch2.pointer, dropout,
+      layer: 0, B, T, C, NH)
     expectGradientMatches("qkv", analytic: dqkv.pointer, x: qkv.pointer, count: B * T * 3 * C, objective: objective)
   }
 

@@ -15,12 +15,12 @@ func layerNormForward(
   for row in 0..<N {
     let x = inp + row * C
     let m = simdSum(x, C) / Float(C)
-    var variance: Float = 0
-    for i in 0..<C {
-      let d = x[i] - m
-      variance += d * d
+    var squares = Float8(repeating: 0)
+    forEachChunk(C) { i, count in
+      let d = keepFirst(load8(x + i, count) - m, count)
+      squares.addProduct(d, d)
     }
-    let s = 1 / (variance / Float(C) + layerNormEpsilon).squareRoot()
+    let s = 1 / (squares.sum() / Float(C) + layerNormEpsilon).squareRoot()
     let y = out + row * C
     for i in 0..<C { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
     mean[row] = m
@@ -45,16 +45,16 @@ func layerNormBackward(
     let m = mean[row]
     let s = rstd[row]
     // d(loss)/d(norm) = dy * weight; the two means below are the projections the normalisation removes.
-    var dnormMean: Float = 0
-    var dnormNormMean: Float = 0
-    for i in 0..<C {
-      let norm = (x[i] - m) * s
-      let dnorm = weight[i] * dy[i]
-      dnormMean += dnorm
-      dnormNormMean += dnorm * norm
+    var dnormSums = Float8(repeating: 0)
+    var dnormNormSums = Float8(repeating: 0)
+    forEachChunk(C) { i, count in
+      let norm = (load8(x + i, count) - m) * s
+      let dnorm = keepFirst(load8(weight + i, count) * load8(dy + i, count), count)
+      dnormSums += dnorm
+      dnormNormSums.addProduct(dnorm, norm)
     }
-    dnormMean /= Float(C)
-    dnormNormMean /= Float(C)
+    let dnormMean = dnormSums.sum() / Float(C)
+    let dnormNormMean = dnormNormSums.sum() / Float(C)
     for i in 0..<C {
       let norm = (x[i] - m) * s
       let dnorm = weight[i] * dy[i]
