@@ -10,6 +10,8 @@ public final class GPT {
   public let layout: ParameterLayout
   public let parameters: FloatBuffer
   public let gradients: FloatBuffer
+  /// The threads this model's kernels share work among (its attention scratch is sized for them).
+  public let pool: WorkerPool
   private let acts: Activations
   private let grads: ActivationGradients
   private let positionTable: FloatBuffer?  // sinusoids [blockSize, C]
@@ -18,19 +20,20 @@ public final class GPT {
   private let blockOffsets: [LayerOffsets]
   private let offsets: GlobalOffsets
 
-  public init(shape: ModelShape, maxBatch: Int) {
+  public init(shape: ModelShape, maxBatch: Int, pool: WorkerPool = .shared) {
     precondition(shape.channels % shape.heads == 0, "channels must divide into heads")
     precondition(maxBatch >= 1 && shape.blockSize >= 1)
     self.shape = shape
     self.maxBatch = maxBatch
+    self.pool = pool
     let layout = ParameterLayout(shape)
     self.layout = layout
     parameters = FloatBuffer(count: layout.count)
     gradients = FloatBuffer(count: layout.count)
     blockOffsets = (0..<shape.layers).map { LayerOffsets(layout, $0) }
     offsets = GlobalOffsets(layout)
-    acts = Activations(shape, maxBatch)
-    grads = ActivationGradients(shape, maxBatch)
+    acts = Activations(shape, maxBatch, threads: pool.threads)
+    grads = ActivationGradients(shape, maxBatch, threads: pool.threads)
     let (T, C, HS) = (shape.blockSize, shape.channels, shape.headSize)
     if shape.positionEncoding == .sinusoidal {
       let table = FloatBuffer(count: T * C)
@@ -107,7 +110,7 @@ public final class GPT {
       let w = LayerWeights(blockOffsets[l], p)
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
-      Profiler.measure(.layerNorm) { layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C) }
+      Profiler.measure(.layerNorm) { layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C) }
       if let rotaryCos, let rotarySin {
         Profiler.measure(.rotary) {
@@ -115,14 +118,14 @@ public final class GPT {
         }
       }
       Profiler.measure(.attention) {
-        attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH)
+        attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
       }
       Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C) }
       Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
       Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res2[i] = residual[i] + s.attproj[i] } }
-      Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C) }
+      Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C) }
-      Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C) }
+      Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C) }
       Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
       Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res3[i] = s.res2[i] + s.fcproj[i] } }
@@ -131,11 +134,11 @@ public final class GPT {
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
     Profiler.measure(.layerNorm) {
       layerNormForward(
-        a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C)
+        a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C, pool)
     }
     Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V) }
     guard let targets else { return 0 }
-    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V)
+    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
     var total = 0.0
     for i in 0..<BT { total += Double(a.losses.pointer[i]) }
     return total
@@ -165,7 +168,7 @@ public final class GPT {
 
     let dlogits = a.logits.pointer
     Profiler.measure(.crossEntropy, backward: true) {
-      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V)
+      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
     }
     Profiler.measure(.lossHead, backward: true) {
       matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V)
@@ -193,7 +196,7 @@ public final class GPT {
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C)
       }
-      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C) }
+      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C, pool) }
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C)
       }
@@ -212,7 +215,7 @@ public final class GPT {
       Profiler.measure(.attention, backward: true) {
         attentionBackward(
           d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
-          dropout, layer: l, B, T, C, NH)
+          dropout, layer: l, B, T, C, NH, pool)
       }
       if let rotaryCos, let rotarySin {
         Profiler.measure(.rotary, backward: true) {
@@ -291,7 +294,7 @@ private final class Activations {
   let ln2, ln2Mean, ln2Rstd, fch, fchGelu, fcproj, res3: FloatBuffer
   let lnf, lnfMean, lnfRstd, logits, lse, losses, scratch: FloatBuffer
 
-  init(_ shape: ModelShape, _ B: Int) {
+  init(_ shape: ModelShape, _ B: Int, threads: Int) {
     let (T, C, NH, V, L) = (shape.blockSize, shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
     encoded = FloatBuffer(count: BT * C)
@@ -316,7 +319,7 @@ private final class Activations {
     logits = FloatBuffer(count: BT * V)
     lse = FloatBuffer(count: BT)
     losses = FloatBuffer(count: BT)
-    scratch = FloatBuffer(count: T * T)
+    scratch = FloatBuffer(count: threads * T * T)
   }
 
   var floatCount: Int {
@@ -348,7 +351,7 @@ private final class Activations {
 private final class ActivationGradients {
   let residual, branch, dln, datty, dqkv, dfch, scratch: FloatBuffer
 
-  init(_ shape: ModelShape, _ B: Int) {
+  init(_ shape: ModelShape, _ B: Int, threads: Int) {
     let (T, C) = (shape.blockSize, shape.channels)
     let BT = B * T
     residual = FloatBuffer(count: BT * C)
@@ -357,7 +360,7 @@ private final class ActivationGradients {
     datty = FloatBuffer(count: BT * C)
     dqkv = FloatBuffer(count: BT * 3 * C)
     dfch = FloatBuffer(count: BT * 4 * C)
-    scratch = FloatBuffer(count: T * T)
+    scratch = FloatBuffer(count: threads * T * T)
   }
 
   var floatCount: Int { [residual, branch, dln, datty, dqkv, dfch, scratch].reduce(0) { $0 + $1.count } }

@@ -21,12 +21,11 @@ public struct TextData: Sendable {
   /// directory or checkpoint) is used instead when given, so a resumed run keeps its ids.
   public static func load(_ config: Config, vocabulary: Tokenizer? = nil) throws -> TextData {
     let data = config.data
-    let trainText = try readText(data.trainPath, field: "data.train_path", tokenizer: data.tokenizer)
-    var devText: String?
-    if let devPath = data.devPath {
-      devText = try readText(devPath, field: "data.dev_path", tokenizer: data.tokenizer)
-    }
-    let tokenizer = vocabulary ?? (data.tokenizer == .byte ? .bytes : .characters(of: [trainText, devText ?? ""]))
+    let kind = vocabulary?.kind ?? data.tokenizer
+    let trainFile = try SourceFile(data.trainPath, field: "data.train_path", tokenizer: kind)
+    let devFile = try data.devPath.map { try SourceFile($0, field: "data.dev_path", tokenizer: kind) }
+    let tokenizer =
+      vocabulary ?? (kind == .byte ? .bytes : .characters(of: [trainFile.text ?? "", devFile?.text ?? ""]))
     if let padded = config.model.vocabSize, padded < tokenizer.vocabSize {
       throw InputError(
         file: config.sourcePath, field: "model.vocab_size",
@@ -35,11 +34,11 @@ public struct TextData: Sendable {
     }
     var train: [Int32]
     var dev: [Int32]
-    if let devText, let devPath = data.devPath {
-      train = try tokenizer.encode(trainText, source: data.trainPath)
-      dev = try tokenizer.encode(devText, source: devPath)
+    if let devFile {
+      train = try trainFile.tokens(tokenizer)
+      dev = try devFile.tokens(tokenizer)
     } else {
-      let all = try tokenizer.encode(trainText, source: data.trainPath)
+      let all = try trainFile.tokens(tokenizer)
       let cut = Int(Double(all.count) * data.trainFraction)
       train = Array(all[..<cut])
       dev = Array(all[cut...])
@@ -62,7 +61,19 @@ public struct TextData: Sendable {
     return TextData(tokenizer: tokenizer, train: train, dev: dev)
   }
 
-  static func readText(_ path: String, field: String, tokenizer: TokenizerKind) throws -> String {
+}
+
+/// A data file's bytes, checked: present, readable, not empty, and UTF-8 when the char tokenizer
+/// will read it. The byte tokenizer takes the bytes as they are (a String would replace invalid
+/// UTF-8 with U+FFFD and silently train on other data).
+struct SourceFile {
+  let path: String
+  let bytes: Data
+  /// The decoded text, for the char tokenizer only.
+  let text: String?
+
+  init(_ path: String, field: String, tokenizer: TokenizerKind) throws {
+    self.path = path
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
       throw InputError(file: path, field: field, problem: "no such file")
@@ -71,13 +82,24 @@ public struct TextData: Sendable {
       throw InputError(file: path, field: field, problem: "cannot read the file (a directory, or no permission)")
     }
     guard !bytes.isEmpty else { throw InputError(file: path, field: field, problem: "the file is empty") }
-    if tokenizer == .byte { return String(decoding: bytes, as: UTF8.self) }
-    if let text = String(validatingUTF8: bytes) { return text }
-    let offset = firstInvalidUTF8Offset(bytes)
-    throw InputError(
-      file: path, field: field,
-      problem: "not valid UTF-8: byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at offset \(offset)",
-      hint: "the char tokenizer reads UTF-8 text; set data.tokenizer to \"byte\" for arbitrary bytes")
+    self.bytes = bytes
+    guard tokenizer == .char else {
+      text = nil
+      return
+    }
+    guard let text = String(validatingUTF8: bytes) else {
+      let offset = firstInvalidUTF8Offset(bytes)
+      throw InputError(
+        file: path, field: field,
+        problem: "not valid UTF-8: byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at offset \(offset)",
+        hint: "the char tokenizer reads UTF-8 text; set data.tokenizer to \"byte\" for arbitrary bytes")
+    }
+    self.text = text
+  }
+
+  func tokens(_ tokenizer: Tokenizer) throws -> [Int32] {
+    guard let text else { return bytes.map { Int32($0) } }
+    return try tokenizer.encode(text, source: path)
   }
 }
 

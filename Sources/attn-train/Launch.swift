@@ -44,7 +44,7 @@ struct Launch {
       threads = value
       source = "ATTN_TRAIN_THREADS"
     }
-    BLASThreads.set(threads)
+    ComputeThreads.set(threads)
     (announce ?? log.say)("ranks: \(communicator.size), BLAS threads per rank: \(threads) (\(source))")
   }
 

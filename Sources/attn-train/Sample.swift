@@ -16,7 +16,8 @@ struct Sample: ParsableCommand {
   @Option(help: "How many tokens to generate.")
   var tokens = 200
 
-  @Option(help: "Softmax temperature; 0 always picks the most likely token.")
+  // Unconditional parsing, so "--temperature -1" reaches validate() instead of reading as an option.
+  @Option(parsing: .unconditional, help: "Softmax temperature; 0 always picks the most likely token.")
   var temperature = 0.8
 
   @Option(name: .customLong("top-k"), help: "Sample only among the k most likely tokens (default: all).")

@@ -32,7 +32,7 @@ import Testing
     let (out, mean, rstd) = (FloatBuffer(count: N * C), FloatBuffer(count: N), FloatBuffer(count: N))
     let dout = randomBuffer(N * C, seed: 8)
     func objective() -> Double {
-      layerNormForward(out.pointer, mean.pointer, rstd.pointer, inp.pointer, weight.pointer, bias.pointer, N, C)
+      layerNormForward(out.pointer, mean.pointer, rstd.pointer, inp.pointer, weight.pointer, bias.pointer, N, C, .serial)
       return weightedSum(out.pointer, dout.pointer, N * C)
     }
     let (dinp, dweight, dbias) = (FloatBuffer(count: N * C), FloatBuffer(count: C), FloatBuffer(count: C))
@@ -51,11 +51,11 @@ import Testing
     let out = FloatBuffer(count: N)
     let dout = randomBuffer(N, seed: 10)
     func objective() -> Double {
-      geluForward(out.pointer, inp.pointer, N)
+      geluForward(out.pointer, inp.pointer, N, .serial)
       return weightedSum(out.pointer, dout.pointer, N)
     }
     let dinp = FloatBuffer(count: N)
-    geluBackward(dinp.pointer, inp.pointer, dout.pointer, N)
+    geluBackward(dinp.pointer, inp.pointer, dout.pointer, N, .serial)
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: N, objective: objective)
   }
 
@@ -71,14 +71,14 @@ import Testing
     let dropout = DropoutContext(
       probability: dropoutProbability, stepKey: RandomKey(seed: 3, purpose: .dropout), firstGlobalSample: 4)
     func objective() -> Double {
-      attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, dropout, layer: 1, B, T, C, NH)
+      attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, dropout, layer: 1, B, T, C, NH, .serial)
       return weightedSum(out.pointer, dout.pointer, B * T * C)
     }
     _ = objective()
     let dqkv = FloatBuffer(count: B * T * 3 * C)
     attentionBackward(
       dqkv.pointer, dout.pointer, qkv.pointer, att.pointer, scratch.pointer, scratch2.pointer, dropout,
-      layer: 1, B, T, C, NH)
+      layer: 1, B, T, C, NH, .serial)
     expectGradientMatches("qkv", analytic: dqkv.pointer, x: qkv.pointer, count: B * T * 3 * C, objective: objective)
   }
 
@@ -93,7 +93,7 @@ import Testing
     let dropout = DropoutContext(
       probability: dropoutProbability, stepKey: RandomKey(seed: 9, purpose: .dropout), firstGlobalSample: 0)
     func objective() -> Double {
-      attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, dropout, layer: 0, B, T, C, NH)
+      attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, dropout, layer: 0, B, T, C, NH, .serial)
       return weightedSum(out.pointer, dout.pointer, B * T * C)
     }
     _ = objective()
@@ -121,7 +121,7 @@ import Testing
     let dqkv = FloatBuffer(count: B * T * 3 * C)
     attentionBackward(
       dqkv.pointer, dout.pointer, qkv.pointer, att.pointer, scratch.pointer, scratch2.pointer, dropout,
-      layer: 0, B, T, C, NH)
+      layer: 0, B, T, C, NH, .serial)
     expectGradientMatches("qkv", analytic: dqkv.pointer, x: qkv.pointer, count: B * T * 3 * C, objective: objective)
   }
 
@@ -130,10 +130,10 @@ import Testing
     let (B, T, C, NH) = (1, 6, 4, 2)
     let qkv = randomBuffer(T * 3 * C, seed: 13)
     let (out, att, scratch) = (FloatBuffer(count: T * C), FloatBuffer(count: NH * T * T), FloatBuffer(count: T * T))
-    attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, .off, layer: 0, B, T, C, NH)
+    attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, .off, layer: 0, B, T, C, NH, .serial)
     let before = Array(UnsafeBufferPointer(start: out.pointer, count: 3 * C))
     for i in (3 * 3 * C)..<(T * 3 * C) { qkv.pointer[i] += 1 }
-    attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, .off, layer: 0, B, T, C, NH)
+    attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, .off, layer: 0, B, T, C, NH, .serial)
     #expect(Array(UnsafeBufferPointer(start: out.pointer, count: 3 * C)) == before)
   }
 
@@ -164,7 +164,7 @@ import Testing
     let (losses, lse) = (FloatBuffer(count: N), FloatBuffer(count: N))
     let weights = randomBuffer(N, seed: 17, scale: 0.5, offset: 1)
     func objective() -> Double {
-      crossEntropyForward(losses.pointer, lse.pointer, logits.pointer, targets, N, V)
+      crossEntropyForward(losses.pointer, lse.pointer, logits.pointer, targets, N, V, .serial)
       return weightedSum(losses.pointer, weights.pointer, N)
     }
     _ = objective()
@@ -172,7 +172,7 @@ import Testing
     let dlogits = FloatBuffer(count: N * V)
     for n in 0..<N {
       work.copy(from: logits)
-      crossEntropyBackwardInPlace(work.pointer + n * V, lse.pointer + n, targets.withUnsafeBufferPointer { $0.baseAddress! + n }, scale: weights.pointer[n], 1, V)
+      crossEntropyBackwardInPlace(work.pointer + n * V, lse.pointer + n, targets.withUnsafeBufferPointer { $0.baseAddress! + n }, scale: weights.pointer[n], 1, V, .serial)
       (dlogits.pointer + n * V).update(from: work.pointer + n * V, count: V)
     }
     expectGradientMatches("logits", analytic: dlogits.pointer, x: logits.pointer, count: N * V, objective: objective)
@@ -182,7 +182,7 @@ import Testing
     let V = 4
     let logits: [Float] = [1e4, -1e4, 0, 1e4 - 1]
     let (losses, lse) = (FloatBuffer(count: 1), FloatBuffer(count: 1))
-    crossEntropyForward(losses.pointer, lse.pointer, logits, [Int32(3)], 1, V)
+    crossEntropyForward(losses.pointer, lse.pointer, logits, [Int32(3)], 1, V, .serial)
     // log(1 + e^-1) + 1: finite although e^(1e4) overflows Float.
     #expect(abs(losses.pointer[0] - 1.313_261_7) < 1e-3)
   }

@@ -51,3 +51,28 @@ import Testing
     for (a, b) in zip(once, model.gradients.buffer) { #expect(abs(2 * a - b) <= 1e-6 * max(1, abs(b))) }
   }
 }
+
+@Suite struct ThreadCountTests {
+  /// Work is split among threads by rows and (batch, head) pairs, never inside a sum, so the thread
+  /// count must not change a single bit of the loss or the gradients.
+  @Test func resultsDoNotDependOnThreads() {
+    let shape = ModelShape(
+      vocabSize: 13, blockSize: 70, layers: 2, heads: 3, channels: 24, positionEncoding: .rope,
+      tieEmbeddings: false, dropout: 0.1)
+    let (B, T) = (3, 70)
+    let tokens = (0..<(B * T)).map { Int32(($0 * 7 + 3) % 13) }
+    let targets = (0..<(B * T)).map { Int32(($0 * 5 + 1) % 13) }
+    let context = DropoutContext(probability: 0.1, stepKey: RandomKey(seed: 2, purpose: .dropout), firstGlobalSample: 5)
+    var results: [(Double, [Float])] = []
+    for threads in [1, 3] {
+      let model = GPT(shape: shape, maxBatch: B, pool: WorkerPool(threads: threads))
+      model.initializeParameters(seed: 11)
+      model.zeroGradients()
+      let loss = model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
+      model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 0.01, dropout: context)
+      results.append((loss, Array(model.gradients.buffer)))
+    }
+    #expect(results[0].0 == results[1].0)
+    #expect(results[0].1 == results[1].1)
+  }
+}

@@ -20,19 +20,22 @@ let attentionBlockRows = 64
 
 /// out[B, T, C] = concat over heads of dropout(softmax(causal(q k^T / sqrt(HS)))) v   (=)
 /// att[B, NH, T, T] = the softmax weights before dropout, zero above the diagonal (kept for backward).
-/// scratch[T, T]: room for the dropped-out weights when dropout is on.
+/// scratch[threads, T, T]: room for the dropped-out weights when dropout is on, one per pool thread.
+/// (batch, head) pairs are shared among WorkerPool.shared's threads.
 func attentionForward(
   _ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
   _ qkv: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
   _ dropout: DropoutContext, layer: Int,
-  _ B: Int, _ T: Int, _ C: Int, _ NH: Int
+  _ B: Int, _ T: Int, _ C: Int, _ NH: Int, _ pool: WorkerPool
 ) {
   let HS = C / NH
   let scale = 1 / Float(HS).squareRoot()
   let rowStride = Int32(3 * C)
-  for b in 0..<B {
-    let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
-    for h in 0..<NH {
+  pool.parallelFor(B * NH) { pairs, thread in
+    let scratch = scratch + thread * T * T
+    for pair in pairs {
+      let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+      let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
       let q = qkv + b * T * 3 * C + h * HS
       let k = q + C
       let v = q + 2 * C
@@ -94,13 +97,13 @@ private func applyDropout(
 // MARK: - Backward
 
 /// dqkv[B, T, 3C] = gradient with respect to qkv (=), from dout[B, T, C].
-/// scratchWeights, scratchGrad: [T, T] each.
+/// scratchWeights, scratchGrad: [threads, T, T] each.
 func attentionBackward(
   _ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
   _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>,
   _ scratchWeights: UnsafeMutablePointer<Float>, _ scratchGrad: UnsafeMutablePointer<Float>,
   _ dropout: DropoutContext, layer: Int,
-  _ B: Int, _ T: Int, _ C: Int, _ NH: Int
+  _ B: Int, _ T: Int, _ C: Int, _ NH: Int, _ pool: WorkerPool
 ) {
   let HS = C / NH
   let scale = 1 / Float(HS).squareRoot()
@@ -109,9 +112,12 @@ func attentionBackward(
   let keep = 1 / (1 - p)
   // dk and dv collect contributions from every later query block.
   dqkv.update(repeating: 0, count: B * T * 3 * C)
-  for b in 0..<B {
-    let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
-    for h in 0..<NH {
+  pool.parallelFor(B * NH) { pairs, thread in
+    let scratchWeights = scratchWeights + thread * T * T
+    let scratchGrad = scratchGrad + thread * T * T
+    for pair in pairs {
+      let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+      let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
       let q = qkv + b * T * 3 * C + h * HS
       let k = q + C
       let v = q + 2 * C

@@ -14,9 +14,10 @@
 func crossEntropyForward(
   _ losses: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>,
   _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>,
-  _ N: Int, _ V: Int
+  _ N: Int, _ V: Int, _ pool: WorkerPool
 ) {
-  for n in 0..<N {
+  pool.parallelFor(N) { rows, _ in
+  for n in rows {
     let z = logits + n * V
     var maxValue = -Float.infinity
     for j in 0..<V where z[j] > maxValue { maxValue = z[j] }
@@ -29,6 +30,7 @@ func crossEntropyForward(
     lse[n] = logSumExp
     losses[n] = logSumExp - z[Int(targets[n])]
   }
+  }
 }
 
 // MARK: - Backward
@@ -38,12 +40,14 @@ func crossEntropyForward(
 func crossEntropyBackwardInPlace(
   _ logits: UnsafeMutablePointer<Float>, _ lse: UnsafePointer<Float>,
   _ targets: UnsafePointer<Int32>, scale: Float,
-  _ N: Int, _ V: Int
+  _ N: Int, _ V: Int, _ pool: WorkerPool
 ) {
-  for n in 0..<N {
+  pool.parallelFor(N) { rows, _ in
+  for n in rows {
     let z = logits + n * V
     let l = lse[n]
     forEachChunk(V) { j, count in store8(vexp(load8(z + j, count) - l) * scale, z + j, count) }
     z[Int(targets[n])] -= scale
+  }
   }
 }

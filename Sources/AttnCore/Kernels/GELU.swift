@@ -7,10 +7,15 @@ private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 // MARK: - Forward
 
 /// out[N] = gelu(inp[N])
-func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ N: Int) {
-  forEachChunk(N) { i, n in
-    let x = load8(inp + i, n)
-    store8(0.5 * x * (1 + verf(x * inverseSqrt2)), out + i, n)
+func geluForward(
+  _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ N: Int, _ pool: WorkerPool
+) {
+  pool.parallelFor(N, granularity: 4096) { range, _ in
+    forEachChunk(range.count) { j, n in
+      let i = range.lowerBound + j
+      let x = load8(inp + i, n)
+      store8(0.5 * x * (1 + verf(x * inverseSqrt2)), out + i, n)
+    }
   }
 }
 
@@ -19,12 +24,15 @@ func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>
 /// dinp[N] = dout * gelu'(inp), where gelu'(x) = Phi(x) + x phi(x). May run in place (dinp == dout).
 func geluBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
-  _ N: Int
+  _ N: Int, _ pool: WorkerPool
 ) {
-  forEachChunk(N) { i, n in
-    let x = load8(inp + i, n)
-    let cdf = 0.5 * (1 + verf(x * inverseSqrt2))
-    let pdf = inverseSqrt2Pi * vexp(-0.5 * x * x)
-    store8(load8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
+  pool.parallelFor(N, granularity: 4096) { range, _ in
+    forEachChunk(range.count) { j, n in
+      let i = range.lowerBound + j
+      let x = load8(inp + i, n)
+      let cdf = 0.5 * (1 + verf(x * inverseSqrt2))
+      let pdf = inverseSqrt2Pi * vexp(-0.5 * x * x)
+      store8(load8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
+    }
   }
 }

@@ -10,9 +10,10 @@ func layerNormForward(
   _ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>,
   _ rstd: UnsafeMutablePointer<Float>,
   _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
-  _ N: Int, _ C: Int
+  _ N: Int, _ C: Int, _ pool: WorkerPool
 ) {
-  for row in 0..<N {
+  pool.parallelFor(N) { rows, _ in
+  for row in rows {
     let x = inp + row * C
     let m = simdSum(x, C) / Float(C)
     var squares = Float8(repeating: 0)
@@ -25,6 +26,7 @@ func layerNormForward(
     for i in 0..<C { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
     mean[row] = m
     rstd[row] = s
+  }
   }
 }
 

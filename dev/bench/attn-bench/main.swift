@@ -71,7 +71,7 @@ struct Measurement {
 }
 
 func measure(_ config: Config, data: TextData, threads: Int, options: Options) -> Measurement {
-  BLASThreads.set(threads)
+  ComputeThreads.set(threads)
   let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
   let B = config.training.batchSize
   let T = shape.blockSize
@@ -117,7 +117,7 @@ let options = parseOptions()
 var rows: [String] = []
 var sgemm: [Int: Double] = [:]
 for threads in options.threads {
-  BLASThreads.set(threads)
+  ComputeThreads.set(threads)
   sgemm[threads] = sgemmRate(1024)
 }
 print("sgemm 1024^3: " + options.threads.map { String(format: "%.1f GFLOP/s on %d thread(s)", sgemm[$0]!, $0) }.joined(separator: ", "))

@@ -1,0 +1,143 @@
+// Runs the attn-train binary that `swift test` built (it sits beside the test bundle) in a child
+// process, with a time limit, and collects its output; writes configs into temporary directories.
+// Child processes never inherit the OMPI_*/PMIX_* variables a singleton MPI_Init in this test process
+// may have set: a child mpirun that sees them fails silently.
+
+import Foundation
+import Testing
+
+enum Harness {
+  static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+  static let shakespeare = repository.appendingPathComponent("data/tinyshakespeare/input.txt").path
+
+  static var binary: String {
+    var directory = Bundle.main.bundleURL
+    // swift-testing and XCTest bundles both live in the build products directory.
+    for _ in 0..<4 {
+      let candidate = directory.appendingPathComponent("attn-train").path
+      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+      directory.deleteLastPathComponent()
+    }
+    let products = repository.appendingPathComponent(".build/debug/attn-train").path
+    return products
+  }
+
+  struct Result {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    let seconds: Double
+    var output: String { stdout + stderr }
+  }
+
+  static func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment.filter { key, _ in
+      !key.hasPrefix("OMPI_") && !key.hasPrefix("PMIX_") && !key.hasPrefix("PMI_")
+    }
+    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+    environment["ATTN_TRAIN_THREADS"] = environment["ATTN_TRAIN_THREADS"] ?? "1"
+    for (key, value) in extra { environment[key] = value }
+    return environment
+  }
+
+  /// Runs `executable arguments` and waits (killing it after `timeout` seconds).
+  static func run(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+    timeout: Double = 300, onStart: ((Process) -> Void)? = nil
+  ) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = cleanEnvironment(environment)
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let started = Date()
+    try process.run()
+    // Drain both pipes while the child runs so a chatty child never blocks on a full pipe.
+    nonisolated(unsafe) var outData = Data()
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+      outData = out.fileHandleForReading.readDataToEndOfFile()
+      group.leave()
+    }
+    group.enter()
+    DispatchQueue.global().async {
+      errData = err.fileHandleForReading.readDataToEndOfFile()
+      group.leave()
+    }
+    onStart?(process)
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    if process.isRunning {
+      kill(process.processIdentifier, SIGKILL)
+      process.waitUntilExit()
+    }
+    group.wait()
+    process.waitUntilExit()
+    return Result(
+      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+  }
+
+  static func attnTrain(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> Result {
+    try run(binary, arguments, environment: environment, timeout: timeout)
+  }
+
+  /// `mpirun -np N attn-train arguments`, with what running as root on a small machine needs.
+  static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> Result {
+    try run("/usr/bin/mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments,
+            environment: environment, timeout: timeout)
+  }
+
+  static var mpirunAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") }
+
+  /// A fresh temporary directory, removed by the caller when it likes (left for inspection otherwise).
+  static func temporaryDirectory(_ label: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("attn-train-\(label)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+  }
+
+  /// Writes a config (sections merged over a small default) and returns its path.
+  static func writeConfig(in directory: URL, name: String = "config.json", _ sections: [String: [String: Any]]) throws -> String {
+    var config: [String: [String: Any]] = [
+      "model": ["n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32],
+      "optimizer": ["kind": "adamw", "learning_rate": 3e-3],
+      "schedule": ["kind": "cosine", "warmup_steps": 5],
+      "training": ["batch_size": 8, "max_steps": 20, "eval_interval": 0, "log_interval": 1, "checkpoint_interval": 0],
+      "data": ["train_path": shakespeare],
+      "output": ["run_dir": directory.appendingPathComponent("run").path],
+    ]
+    for (section, values) in sections {
+      for (key, value) in values { config[section, default: [:]][key] = value }
+    }
+    let path = directory.appendingPathComponent(name).path
+    let data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+    try data.write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  /// The JSON objects of a run's metrics.jsonl.
+  static func metrics(runDirectory: String) throws -> [[String: Double]] {
+    let text = try String(contentsOfFile: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+    return text.split(separator: "\n").compactMap {
+      (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Double]
+    }
+  }
+
+  /// train_loss by step from metrics.jsonl.
+  static func losses(runDirectory: String) throws -> [Int: Double] {
+    var result: [Int: Double] = [:]
+    for record in try metrics(runDirectory: runDirectory) {
+      if let step = record["step"], let loss = record["train_loss"] { result[Int(step)] = loss }
+    }
+    return result
+  }
+}
