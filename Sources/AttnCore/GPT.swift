@@ -122,13 +122,13 @@ public final class GPT {
       }
       Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C) }
       Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
-      Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res2[i] = residual[i] + s.attproj[i] } }
+      Profiler.measure(.residual) { residualForward(s.res2, residual, s.attproj, BT * C, pool) }
       Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C) }
       Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C) }
       Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
-      Profiler.measure(.residual) { for i in 0..<(BT * C) { s.res3[i] = s.res2[i] + s.fcproj[i] } }
+      Profiler.measure(.residual) { residualForward(s.res3, s.res2, s.fcproj, BT * C, pool) }
     }
 
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3

@@ -48,9 +48,11 @@ public final class Optimizer {
   /// Named state buffers (momentum / first moment, second moment), for checkpoints.
   public let state: [(name: String, buffer: FloatBuffer)]
   private let segments: [(range: Range<Int>, decay: Bool)]
+  private let pool: WorkerPool
 
-  public init(settings: OptimizerSettings, layout: ParameterLayout) {
+  public init(settings: OptimizerSettings, layout: ParameterLayout, pool: WorkerPool = .shared) {
     self.settings = settings
+    self.pool = pool
     let n = layout.count
     switch settings.kind {
     case .sgd: state = settings.momentum > 0 ? [("momentum", FloatBuffer(count: n))] : []
@@ -89,25 +91,28 @@ public final class Optimizer {
     let second = state.count > 1 ? state[1].buffer.pointer : nil
     let t = Double(stepCount)
     let lr = learningRate
+    let stepSize = Float(Double(lr) / (1 - pow(Double(s.beta1), t)))
+    let inverseCorrection2 = Float(1 / (1 - pow(Double(s.beta2), t)).squareRoot())
     for (range, decay) in segments {
       let wd: Float = decay ? s.weightDecay : 0
-      let lower = range.lowerBound
-      let n = range.count
-      let (pp, gg) = (p + lower, g + lower)
-      switch s.kind {
-      case .sgd:
-        sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
-      case .adam, .adamw:
-        let stepSize = Float(Double(lr) / (1 - pow(Double(s.beta1), t)))
-        let correction2 = Float((1 - pow(Double(s.beta2), t)).squareRoot())
-        adamUpdate(
-          pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
-          inverseCorrection2: 1 / correction2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
-          decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
-      case .rmsprop:
-        rmspropUpdate(
-          pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
-          eps: s.eps, momentum: s.momentum)
+      // Elementwise updates: splitting a segment among threads changes no result.
+      pool.parallelFor(range.count, granularity: 4096) { part, _ in
+        let lower = range.lowerBound + part.lowerBound
+        let n = part.count
+        let (pp, gg) = (p + lower, g + lower)
+        switch s.kind {
+        case .sgd:
+          sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
+        case .adam, .adamw:
+          adamUpdate(
+            pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
+            inverseCorrection2: inverseCorrection2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
+            decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
+        case .rmsprop:
+          rmspropUpdate(
+            pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
+            eps: s.eps, momentum: s.momentum)
+        }
       }
     }
   }
