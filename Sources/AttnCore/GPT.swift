@@ -154,9 +154,13 @@ public final class GPT {
   /// Backpropagates `lossScale * (sum of token losses)` of the preceding forward, which must have had
   /// targets and the same tokens, B, T and dropout. Parameter gradients accumulate (+=), so
   /// micro-steps add up; call zeroGradients() before the first.
+  /// `gradientsReady` hears each range of the gradient buffer as soon as backward will no longer
+  /// write it: ln_f and lm_head first, then the blocks from the last to the first, then the
+  /// embeddings; together the ranges cover the buffer once. A data-parallel trainer starts
+  /// reducing them while backward goes on.
   public func backward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, B: Int, T: Int,
-    lossScale: Float, dropout: DropoutContext = .off
+    lossScale: Float, dropout: DropoutContext = .off, gradientsReady: ((Range<Int>) -> Void)? = nil
   ) {
     let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
@@ -181,6 +185,8 @@ public final class GPT {
         dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
         a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
     }
+    // With a tied head, wte's gradient is not final until the embedding backward at the very end.
+    gradientsReady?(layout.layerRanges[L - 1].upperBound..<layout.count)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = LayerWeights(blockOffsets[l], p)
@@ -229,6 +235,7 @@ public final class GPT {
         layerNormBackward(
           dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
       }
+      gradientsReady?(layout.layerRanges[l])
     }
 
     Profiler.measure(.dropout, backward: true) {
@@ -237,6 +244,7 @@ public final class GPT {
     Profiler.measure(.embedding, backward: true) {
       embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
     }
+    gradientsReady?(0..<layout.layerRanges[0].lowerBound)
   }
 }
 

@@ -20,6 +20,8 @@ public struct ParameterTensor: Equatable, Sendable {
 public struct ParameterLayout: Sendable {
   public let tensors: [ParameterTensor]
   public let count: Int
+  /// The parameter range of each block (all twelve of its tensors).
+  public let layerRanges: [Range<Int>]
   private let index: [String: Int]
 
   public init(_ shape: ModelShape) {
@@ -51,15 +53,14 @@ public struct ParameterLayout: Sendable {
     if !shape.tieEmbeddings { add("lm_head.weight", [V, C], .embedding) }
     self.tensors = tensors
     self.count = offset
+    layerRanges = (0..<L).map { l in
+      let first = tensors.first { $0.name == "h.\(l).ln1.weight" }!
+      let last = tensors.first { $0.name == "h.\(l).mlp.proj.bias" }!
+      return first.offset..<last.range.upperBound
+    }
     self.index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
   }
 
   public subscript(name: String) -> ParameterTensor? { index[name].map { tensors[$0] } }
 
-  /// The parameter range of layer l (all twelve of its tensors).
-  public func layerRange(_ l: Int) -> Range<Int> {
-    let first = self["h.\(l).ln1.weight"]!
-    let last = self["h.\(l).mlp.proj.bias"]!
-    return first.offset..<last.range.upperBound
-  }
 }

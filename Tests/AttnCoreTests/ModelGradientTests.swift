@@ -76,3 +76,29 @@ import Testing
     #expect(results[0].1 == results[1].1)
   }
 }
+
+@Suite struct GradientReadinessTests {
+  /// The ranges backward announces cover the gradient buffer exactly once, and each is already final
+  /// when announced: what lets a trainer reduce them while backward continues.
+  @Test(arguments: [true, false])
+  func announcedRangesAreFinalAndCoverTheBuffer(tied: Bool) {
+    let shape = ModelShape(vocabSize: 9, blockSize: 6, layers: 3, heads: 2, channels: 8, tieEmbeddings: tied)
+    let model = GPT(shape: shape, maxBatch: 2, pool: .serial)
+    model.initializeParameters(seed: 3)
+    let tokens: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3]
+    let targets: [Int32] = [2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4]
+    model.zeroGradients()
+    model.forward(tokens: tokens, targets: targets, B: 2, T: 6)
+    var snapshots: [(Range<Int>, [Float])] = []
+    model.backward(tokens: tokens, targets: targets, B: 2, T: 6, lossScale: 0.1) { range in
+      snapshots.append((range, Array(model.gradients.buffer[range])))
+    }
+    var covered = [Int](repeating: 0, count: model.parameters.count)
+    for (range, values) in snapshots {
+      for i in range { covered[i] += 1 }
+      #expect(values == Array(model.gradients.buffer[range]), "range \(range) changed after it was announced")
+    }
+    #expect(covered.allSatisfy { $0 == 1 })
+    #expect(snapshots.count == shape.layers + 2)
+  }
+}

@@ -1,6 +1,8 @@
 // attn-bench: training throughput of attn-train's model on this machine, per config and thread count,
 // next to the sgemm rate OpenBLAS reaches here in the same run. Not a test: it prints a table.
-//   swift run -c release attn-bench [--steps N] [--threads 1,2] [--profile] CONFIG...
+//   swift run -c release attn-bench [--seconds S] [--threads 1,2] [--profile] CONFIG...
+// Each measurement runs one warm-up step, then steps until S seconds (default 5) have passed, at
+// least 2.
 // A step is what the trainer does per optimizer step on one rank: forward, backward, clip, update.
 // FLOPs per token follow nanoGPT's estimate 6N + 12 L C T (N without position embeddings).
 
@@ -10,8 +12,8 @@ import CBLAS
 import Foundation
 
 struct Options {
-  var steps = 10
-  var warmup = 2
+  var seconds = 5.0
+  var warmup = 1
   var threads = [1, ProcessInfo.processInfo.activeProcessorCount]
   var profile = false
   var configs: [String] = []
@@ -21,7 +23,7 @@ func parseOptions() -> Options {
   var options = Options()
   var arguments = CommandLine.arguments.dropFirst()
   func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("attn-bench: \(message)\nusage: attn-bench [--steps N] [--warmup N] [--threads 1,2] [--profile] CONFIG...\n".utf8))
+    FileHandle.standardError.write(Data("attn-bench: \(message)\nusage: attn-bench [--seconds S] [--warmup N] [--threads 1,2] [--profile] CONFIG...\n".utf8))
     exit(2)
   }
   func number(_ text: String?, _ what: String) -> Int {
@@ -30,7 +32,7 @@ func parseOptions() -> Options {
   }
   while let argument = arguments.popFirst() {
     switch argument {
-    case "--steps": options.steps = number(arguments.popFirst(), "--steps")
+    case "--seconds": options.seconds = Double(number(arguments.popFirst(), "--seconds"))
     case "--warmup": options.warmup = number(arguments.popFirst(), "--warmup")
     case "--threads":
       options.threads = (arguments.popFirst() ?? "").split(separator: ",").map { number(String($0), "--threads") }
@@ -42,7 +44,7 @@ func parseOptions() -> Options {
     }
   }
   if options.configs.isEmpty { fail("give at least one config") }
-  if options.steps < 1 || options.threads.isEmpty || options.threads.contains(where: { $0 < 1 }) { fail("bad --steps or --threads") }
+  if options.seconds <= 0 || options.threads.isEmpty || options.threads.contains(where: { $0 < 1 }) { fail("bad --seconds or --threads") }
   return options
 }
 
@@ -68,6 +70,7 @@ struct Measurement {
   let tokensPerSecond: Double
   let gflops: Double
   let millisecondsPerStep: Double
+  let steps: Int
 }
 
 func measure(_ config: Config, data: TextData, threads: Int, options: Options) -> Measurement {
@@ -101,16 +104,20 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
   Profiler.reset()
   Profiler.enabled = options.profile
   let start = Profiler.now()
-  for t in 0..<options.steps { step(options.warmup + t) }
+  var steps = 0
+  while steps < 2 || Profiler.now() - start < options.seconds {
+    step(options.warmup + steps)
+    steps += 1
+  }
   let seconds = Profiler.now() - start
   Profiler.enabled = false
   let positionParameters = model.layout["wpe"]?.count ?? 0
   let n = Double(model.parameters.count - positionParameters)
   let flopsPerToken = 6 * n + 12 * Double(shape.layers * shape.channels * T)
-  let tokensPerSecond = Double(options.steps * B * T) / seconds
+  let tokensPerSecond = Double(steps * B * T) / seconds
   return Measurement(
     tokensPerSecond: tokensPerSecond, gflops: tokensPerSecond * flopsPerToken / 1e9,
-    millisecondsPerStep: seconds / Double(options.steps) * 1000)
+    millisecondsPerStep: seconds / Double(steps) * 1000, steps: steps)
 }
 
 let options = parseOptions()
@@ -134,7 +141,7 @@ for path in options.configs {
       if options.profile {
         let total = Profiler.report().reduce(0) { $0 + $1.forward + $1.backward }
         for entry in Profiler.report() {
-          print(String(format: "|   %@ | | fwd %.1f ms | bwd %.1f ms | %.0f%% | |", "\(entry.section)", entry.forward * 1000 / Double(options.steps), entry.backward * 1000 / Double(options.steps), 100 * (entry.forward + entry.backward) / total))
+          print(String(format: "|   %@ | | fwd %.1f ms | bwd %.1f ms | %.0f%% | |", "\(entry.section)", entry.forward * 1000 / Double(m.steps), entry.backward * 1000 / Double(m.steps), 100 * (entry.forward + entry.backward) / total))
         }
       }
     }
