@@ -1,0 +1,28 @@
+// What a training process will hold, computed from the buffers it allocated: printed at start, and
+// the reference that peak resident memory is compared against.
+
+public struct MemoryPlan: Sendable, Equatable {
+  public let parameterBytes: Int
+  public let gradientBytes: Int
+  public let optimizerBytes: Int
+  public let activationBytes: Int
+
+  public init(model: GPT, optimizer: Optimizer) {
+    parameterBytes = model.parameters.count * 4
+    gradientBytes = model.gradients.count * 4
+    optimizerBytes = optimizer.state.reduce(0) { $0 + $1.buffer.count * 4 }
+    activationBytes = model.activationBytes
+  }
+
+  public var totalBytes: Int { parameterBytes + gradientBytes + optimizerBytes + activationBytes }
+
+  /// "parameters 0.4 MB, gradients 0.4 MB, optimizer state 0.9 MB, activations 9.8 MB: 11.5 MB"
+  public var summary: String {
+    func mb(_ bytes: Int) -> String {
+      let value = Double(bytes) / 1_048_576
+      let rounded = (value * 10).rounded() / 10
+      return "\(rounded) MiB"
+    }
+    return "parameters \(mb(parameterBytes)), gradients \(mb(gradientBytes)), optimizer state \(mb(optimizerBytes)), activations \(mb(activationBytes)): \(mb(totalBytes))"
+  }
+}
