@@ -31,7 +31,11 @@ let package = Package(
     // Benchmarks live in dev/: a table of tokens/s per config and thread count.
     .executableTarget(
       name: "attn-bench", dependencies: ["AttnCore", "AttnTrain", "CBLAS"], path: "dev/bench/attn-bench"),
-    .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain"], exclude: ["Fixtures"]),
+    // Counts the test thread's heap allocations by interposing malloc: proves the step allocates nothing.
+    .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+    .testTarget(
+      name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain", "CAllocationCounter", "CBLAS"],
+      exclude: ["Fixtures"]),
     .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.

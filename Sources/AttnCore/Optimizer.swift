@@ -94,26 +94,41 @@ public final class Optimizer {
     let stepSize = Float(Double(lr) / (1 - pow(Double(s.beta1), t)))
     let inverseCorrection2 = Float(1 / (1 - pow(Double(s.beta2), t)).squareRoot())
     for (range, decay) in segments {
-      let wd: Float = decay ? s.weightDecay : 0
       // Elementwise updates: splitting a segment among threads changes no result.
-      pool.parallelFor(range.count, granularity: 4096) { part, _ in
-        let lower = range.lowerBound + part.lowerBound
-        let n = part.count
-        let (pp, gg) = (p + lower, g + lower)
-        switch s.kind {
-        case .sgd:
-          sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
-        case .adam, .adamw:
-          adamUpdate(
-            pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
-            inverseCorrection2: inverseCorrection2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
-            decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
-        case .rmsprop:
-          rmspropUpdate(
-            pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
-            eps: s.eps, momentum: s.momentum)
-        }
-      }
+      let update = Update(
+        settings: s, p: p + range.lowerBound, g: g + range.lowerBound,
+        first: first.map { $0 + range.lowerBound }, second: second.map { $0 + range.lowerBound },
+        lr: lr, wd: decay ? s.weightDecay : 0, stepSize: stepSize, inverseCorrection2: inverseCorrection2)
+      pool.parallelFor(range.count, granularity: 4096, update)
+    }
+  }
+}
+
+/// One segment's update, as a job for the worker pool.
+private struct Update: ParallelKernel {
+  let settings: OptimizerSettings
+  let p: UnsafeMutablePointer<Float>
+  let g: UnsafePointer<Float>
+  let first, second: UnsafeMutablePointer<Float>?
+  let lr, wd, stepSize, inverseCorrection2: Float
+
+  func run(_ part: Range<Int>, thread: Int) {
+    let s = settings
+    let lower = part.lowerBound
+    let n = part.count
+    let (pp, gg) = (p + lower, g + lower)
+    switch s.kind {
+    case .sgd:
+      sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
+    case .adam, .adamw:
+      adamUpdate(
+        pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
+        inverseCorrection2: inverseCorrection2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
+        decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
+    case .rmsprop:
+      rmspropUpdate(
+        pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
+        eps: s.eps, momentum: s.momentum)
     }
   }
 }

@@ -1,8 +1,13 @@
 // Threads for the work between the sgemms (attention per batch and head, GELU, LayerNorm, softmax,
 // the optimizer): OpenBLAS parallelises inside each sgemm, but with 2 threads and everything else on
 // one, the elementwise and attention passes capped the step (Amdahl). The pool's threads start once
-// and wait on semaphores; dispatching a job allocates nothing. Inside a job every sgemm must run on
-// one BLAS thread, so `parallelFor` switches OpenBLAS to 1 thread for its duration.
+// and wait on semaphores.
+// A job is a struct conforming to ParallelKernel, handed to the workers as a pointer to the
+// caller's stack plus its type: a closure would not do, because making a non-escaping closure
+// reachable from another thread (withoutActuallyEscaping, concurrentPerform) allocates on every
+// call (measured), and the training step must allocate nothing.
+// Inside a job every sgemm must run on one BLAS thread, so parallelFor switches OpenBLAS to 1
+// thread for its duration.
 
 import CBLAS
 import Dispatch
@@ -13,6 +18,18 @@ import Dispatch
   import Darwin
 #endif
 
+/// A piece of parallel work: `run` does the part of 0..<count in `range`, on pool thread `thread`
+/// (0 is the caller), and must compute every element exactly as a serial loop would.
+public protocol ParallelKernel {
+  func run(_ range: Range<Int>, thread: Int)
+}
+
+extension ParallelKernel {
+  static func run(at pointer: UnsafeRawPointer, _ range: Range<Int>, thread: Int) {
+    pointer.assumingMemoryBound(to: Self.self).pointee.run(range, thread: thread)
+  }
+}
+
 public final class WorkerPool: @unchecked Sendable {
   /// The pool a model built now will use; resized by ComputeThreads.set. A model keeps the pool it
   /// was built with (its scratch buffers are sized for it), so resizing never races a running model.
@@ -21,11 +38,15 @@ public final class WorkerPool: @unchecked Sendable {
   public static let serial = WorkerPool(threads: 1)
 
   public let threads: Int
-  private var job: ((Int) -> Void)?
   private let wake: [DispatchSemaphore]
   private let finished = DispatchSemaphore(value: 0)
+  // The job in flight, set by parallelFor before waking the workers.
+  private var job: UnsafeRawPointer?
+  private var jobType: (any ParallelKernel.Type)?
+  private var jobCount = 0
+  private var jobGranularity = 1
 
-  init(threads: Int) {
+  public init(threads: Int) {
     self.threads = max(1, threads)
     wake = (1..<max(1, threads)).map { _ in DispatchSemaphore(value: 0) }
     for worker in 1..<self.threads {
@@ -53,36 +74,39 @@ public final class WorkerPool: @unchecked Sendable {
   private func serve(_ index: Int) {
     while true {
       wake[index - 1].wait()
-      job!(index)
+      let range = share(index)
+      if !range.isEmpty { jobType!.run(at: job!, range, thread: index) }
       finished.signal()
     }
   }
 
-  /// Runs body(0..<threads) with body(0) on the calling thread; returns when all are done.
-  public func run(_ body: (Int) -> Void) {
-    guard threads > 1 else { return body(0) }
-    withoutActuallyEscaping(body) { body in
-      job = body
-      for semaphore in wake { semaphore.signal() }
-      body(0)
-      for _ in wake { finished.wait() }
-      job = nil
-    }
+  /// Thread `index`'s contiguous part of the job: sizes differ by at most one unit of granularity.
+  private func share(_ index: Int) -> Range<Int> {
+    let units = (jobCount + jobGranularity - 1) / jobGranularity
+    let lower = min(jobCount, units * index / threads * jobGranularity)
+    let upper = min(jobCount, units * (index + 1) / threads * jobGranularity)
+    return lower..<upper
   }
 
-  /// Splits 0..<count into one contiguous range per thread (sizes differ by at most one, each a
-  /// multiple of `granularity` except the last) and runs body(range, threadIndex) in parallel, with
-  /// OpenBLAS on one thread meanwhile. Every element is computed as a serial loop would compute it,
-  /// so results do not depend on the thread count.
-  public func parallelFor(_ count: Int, granularity: Int = 1, _ body: (Range<Int>, Int) -> Void) {
-    guard threads > 1, count > granularity else { return body(0..<count, 0) }
+  /// Runs kernel over 0..<count split into one contiguous range per thread (each a multiple of
+  /// `granularity` except the last), with OpenBLAS on one thread meanwhile; returns when all are
+  /// done. Small jobs run on the caller alone.
+  public func parallelFor<Kernel: ParallelKernel>(_ count: Int, granularity: Int = 1, _ kernel: Kernel) {
+    guard threads > 1, count > granularity else { return kernel.run(0..<count, thread: 0) }
     let blasThreads = openblas_get_num_threads()
     openblas_set_num_threads(1)
-    let units = (count + granularity - 1) / granularity
-    run { index in
-      let lower = min(count, units * index / threads * granularity)
-      let upper = min(count, units * (index + 1) / threads * granularity)
-      if lower < upper { body(lower..<upper, index) }
+    var kernel = kernel
+    withUnsafePointer(to: &kernel) { pointer in
+      job = UnsafeRawPointer(pointer)
+      jobType = Kernel.self
+      jobCount = count
+      jobGranularity = granularity
+      for semaphore in wake { semaphore.signal() }
+      let range = share(0)
+      if !range.isEmpty { pointer.pointee.run(range, thread: 0) }
+      for _ in wake { finished.wait() }
+      job = nil
+      jobType = nil
     }
     openblas_set_num_threads(blasThreads)
   }

@@ -21,17 +21,30 @@ let attentionBlockRows = 64
 /// out[B, T, C] = concat over heads of dropout(softmax(causal(q k^T / sqrt(HS)))) v   (=)
 /// att[B, NH, T, T] = the softmax weights before dropout, zero above the diagonal (kept for backward).
 /// scratch[threads, T, T]: room for the dropped-out weights when dropout is on, one per pool thread.
-/// (batch, head) pairs are shared among WorkerPool.shared's threads.
+/// (batch, head) pairs are shared among the pool's threads.
 func attentionForward(
   _ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
   _ qkv: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
   _ dropout: DropoutContext, layer: Int,
   _ B: Int, _ T: Int, _ C: Int, _ NH: Int, _ pool: WorkerPool
 ) {
-  let HS = C / NH
-  let scale = 1 / Float(HS).squareRoot()
-  let rowStride = Int32(3 * C)
-  pool.parallelFor(B * NH) { pairs, thread in
+  pool.parallelFor(
+    B * NH,
+    AttentionForward(
+      out: out, att: att, qkv: qkv, scratch: scratch, dropout: dropout, layer: layer, T: T, C: C, NH: NH))
+}
+
+private struct AttentionForward: ParallelKernel {
+  let out, att: UnsafeMutablePointer<Float>
+  let qkv: UnsafePointer<Float>
+  let scratch: UnsafeMutablePointer<Float>
+  let dropout: DropoutContext
+  let layer, T, C, NH: Int
+
+  func run(_ pairs: Range<Int>, thread: Int) {
+    let HS = C / NH
+    let scale = 1 / Float(HS).squareRoot()
+    let rowStride = Int32(3 * C)
     let scratch = scratch + thread * T * T
     for pair in pairs {
       let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
@@ -105,14 +118,28 @@ func attentionBackward(
   _ dropout: DropoutContext, layer: Int,
   _ B: Int, _ T: Int, _ C: Int, _ NH: Int, _ pool: WorkerPool
 ) {
-  let HS = C / NH
-  let scale = 1 / Float(HS).squareRoot()
-  let rowStride = Int32(3 * C)
-  let p = dropout.probability
-  let keep = 1 / (1 - p)
   // dk and dv collect contributions from every later query block.
   dqkv.update(repeating: 0, count: B * T * 3 * C)
-  pool.parallelFor(B * NH) { pairs, thread in
+  pool.parallelFor(
+    B * NH,
+    AttentionBackward(
+      dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratchWeights: scratchWeights,
+      scratchGrad: scratchGrad, dropout: dropout, layer: layer, T: T, C: C, NH: NH))
+}
+
+private struct AttentionBackward: ParallelKernel {
+  let dqkv: UnsafeMutablePointer<Float>
+  let dout, qkv, att: UnsafePointer<Float>
+  let scratchWeights, scratchGrad: UnsafeMutablePointer<Float>
+  let dropout: DropoutContext
+  let layer, T, C, NH: Int
+
+  func run(_ pairs: Range<Int>, thread: Int) {
+    let HS = C / NH
+    let scale = 1 / Float(HS).squareRoot()
+    let rowStride = Int32(3 * C)
+    let p = dropout.probability
+    let keep = 1 / (1 - p)
     let scratchWeights = scratchWeights + thread * T * T
     let scratchGrad = scratchGrad + thread * T * T
     for pair in pairs {

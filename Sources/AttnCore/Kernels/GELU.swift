@@ -10,7 +10,14 @@ private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 func geluForward(
   _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ N: Int, _ pool: WorkerPool
 ) {
-  pool.parallelFor(N, granularity: 4096) { range, _ in
+  pool.parallelFor(N, granularity: 4096, GELUForward(out: out, inp: inp))
+}
+
+private struct GELUForward: ParallelKernel {
+  let out: UnsafeMutablePointer<Float>
+  let inp: UnsafePointer<Float>
+
+  func run(_ range: Range<Int>, thread: Int) {
     forEachChunk(range.count) { j, n in
       let i = range.lowerBound + j
       let x = load8(inp + i, n)
@@ -26,7 +33,15 @@ func geluBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
   _ N: Int, _ pool: WorkerPool
 ) {
-  pool.parallelFor(N, granularity: 4096) { range, _ in
+  pool.parallelFor(N, granularity: 4096, GELUBackward(dinp: dinp, inp: inp, dout: dout))
+}
+
+private struct GELUBackward: ParallelKernel {
+  let dinp: UnsafeMutablePointer<Float>
+  let inp: UnsafePointer<Float>
+  let dout: UnsafePointer<Float>
+
+  func run(_ range: Range<Int>, thread: Int) {
     forEachChunk(range.count) { j, n in
       let i = range.lowerBound + j
       let x = load8(inp + i, n)

@@ -12,21 +12,29 @@ func layerNormForward(
   _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
   _ N: Int, _ C: Int, _ pool: WorkerPool
 ) {
-  pool.parallelFor(N) { rows, _ in
-  for row in rows {
-    let x = inp + row * C
-    let m = simdSum(x, C) / Float(C)
-    var squares = Float8(repeating: 0)
-    forEachChunk(C) { i, count in
-      let d = keepFirst(load8(x + i, count) - m, count)
-      squares.addProduct(d, d)
+  pool.parallelFor(N, LayerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, C: C))
+}
+
+private struct LayerNormForward: ParallelKernel {
+  let out, mean, rstd: UnsafeMutablePointer<Float>
+  let inp, weight, bias: UnsafePointer<Float>
+  let C: Int
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    for row in rows {
+      let x = inp + row * C
+      let m = simdSum(x, C) / Float(C)
+      var squares = Float8(repeating: 0)
+      forEachChunk(C) { i, count in
+        let d = keepFirst(load8(x + i, count) - m, count)
+        squares.addProduct(d, d)
+      }
+      let s = 1 / (squares.sum() / Float(C) + layerNormEpsilon).squareRoot()
+      let y = out + row * C
+      for i in 0..<C { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
+      mean[row] = m
+      rstd[row] = s
     }
-    let s = 1 / (squares.sum() / Float(C) + layerNormEpsilon).squareRoot()
-    let y = out + row * C
-    for i in 0..<C { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
-    mean[row] = m
-    rstd[row] = s
-  }
   }
 }
 
