@@ -27,7 +27,7 @@ public struct RunDirectory: Sendable {
     do {
       try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {
-      throw InputError(file: path, field: origin, problem: "cannot create the run directory: \(Self.reason(error))")
+      throw InputError(file: path, field: origin, problem: "cannot create the run directory: \(Self.obstacle(to: path) ?? Self.reason(error))")
     }
     let probe = file(".write-test-\(getpid())")
     guard fm.createFile(atPath: probe, contents: Data("ok".utf8)) else {
@@ -40,15 +40,49 @@ public struct RunDirectory: Sendable {
   public func setAsideCheckpoints() throws -> String? {
     let root = checkpoints.root
     guard FileManager.default.fileExists(atPath: root) else { return nil }
-    let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-    let aside = file("checkpoints-replaced-\(stamp)")
+    let aside = file("checkpoints-replaced-\(Self.timestamp())")
     try atomicRename(from: root, to: aside)
     return aside
+  }
+
+  /// Resuming from an older checkpoint abandons the newer ones: they move to
+  /// checkpoints-abandoned-<time>/ so that neither pruning nor a later fallback mixes the two runs.
+  public func setAsideCheckpoints(newerThan step: Int) throws -> String? {
+    let newer = checkpoints.stepCheckpoints().filter { $0.step > step }
+    guard !newer.isEmpty else { return nil }
+    let aside = file("checkpoints-abandoned-\(Self.timestamp())")
+    try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
+    for checkpoint in newer {
+      try atomicRename(from: checkpoints.path(checkpoint.name), to: (aside as NSString).appendingPathComponent(checkpoint.name))
+    }
+    return aside
+  }
+
+  static func timestamp() -> String {
+    ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
   }
 
   /// Removes what an interrupted checkpoint write left behind.
   public func removePartialCheckpoints() throws {
     for partial in checkpoints.partialDirectories() { try removeTree(partial) }
+  }
+
+  /// Why mkdir -p of `path` fails, in the words a user needs: the first ancestor that is a file, or
+  /// the system's reason for the first one that cannot be created.
+  static func obstacle(to path: String) -> String? {
+    var prefix = ""
+    for component in (path as NSString).pathComponents {
+      prefix = prefix.isEmpty ? component : (prefix as NSString).appendingPathComponent(component)
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) {
+        if !isDirectory.boolValue { return "\(prefix) is a file, not a directory" }
+      } else {
+        if mkdir(prefix, 0o755) != 0 { return "\(prefix): \(String(cString: strerror(errno)))" }
+        rmdir(prefix)
+        return nil
+      }
+    }
+    return nil
   }
 
   static func reason(_ error: Error) -> String {

@@ -22,6 +22,7 @@ public final class Trainer {
   private let evaluator: Evaluator
   private let writer: CheckpointWriter
   private let localBatch: Int
+  private let hooks = TestHooks.fromEnvironment()
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
   /// [loss sum, stop requested]: one allreduce per step carries both.
@@ -123,6 +124,9 @@ public final class Trainer {
       }
       clipGradientNorm(model.gradients, maxNorm: Float(config.optimizer.gradClip))
       optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(lr))
+      if hooks.perturbRank == communicator.rank && step == 0 {
+        model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
+      }
 
       state.step += 1
       state.tokensSeen += tokensPerStep
@@ -131,7 +135,9 @@ public final class Trainer {
       let done = state.step == training.maxSteps
       let stop = stepSums[1] > 0
 
-      if training.consistencyCheckInterval > 0, state.step % training.consistencyCheckInterval == 0 {
+      // Also before the last checkpoint, which only rank 0's copy goes into.
+      let interval = training.consistencyCheckInterval
+      if interval > 0 && (state.step % interval == 0 || done || stop) {
         try checkReplicasAgree()
       }
 
@@ -171,10 +177,8 @@ public final class Trainer {
         pausedSeconds += clock.seconds - pauseStart
         log.say("checkpoint \(name) written")
       }
-      if stop && !done {
-        log.say("stopped by signal after step \(state.step); resume with the same command")
-        return .stoppedBySignal(step: state.step)
-      }
+      if hooks.killAfterStep == state.step { kill(getpid(), SIGKILL) }
+      if stop && !done { return .stoppedBySignal(step: state.step) }
     }
     return .finished
   }
@@ -233,6 +237,23 @@ public enum TrainingError: Error, CustomStringConvertible {
     case .replicasDiverged(let step, let rank):
       return "the ranks' parameters differ at step \(step) (seen on rank \(rank)): the replicas diverged, which points at a bug or faulty hardware; the job stops rather than train inconsistent models"
     }
+  }
+}
+
+/// Fault injection for the end-to-end tests, read once from the environment; real runs set none.
+struct TestHooks {
+  /// ATTN_TRAIN_TEST_KILL_AFTER_STEP=N: every rank sends itself SIGKILL right after step N (after
+  /// its checkpoint, if one is due, is published): a hard crash at a known step.
+  var killAfterStep: Int?
+  /// ATTN_TRAIN_TEST_PERTURB_RANK=r: rank r moves one parameter by one ulp after the first step,
+  /// so the tests can prove the consistency check catches the smallest divergence.
+  var perturbRank: Int?
+
+  static func fromEnvironment() -> TestHooks {
+    let environment = ProcessInfo.processInfo.environment
+    return TestHooks(
+      killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
+      perturbRank: environment["ATTN_TRAIN_TEST_PERTURB_RANK"].flatMap { Int($0) })
   }
 }
 

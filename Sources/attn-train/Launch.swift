@@ -13,9 +13,16 @@ struct Launch {
   let log: RunLog
 
   init(_ options: RunOptions) throws {
-    communicator = try makeCommunicator()
+    let communicator = try makeCommunicator()
+    self.communicator = communicator
     log = RunLog(isSpeaker: communicator.rank == 0)
-    var config = try Config.load(path: options.config)
+    var config: Config
+    do {
+      config = try Config.load(path: options.config)
+    } catch {
+      // Every rank has joined the job: report once, from rank 0, and end the job (see below).
+      throw FailedAfterJoining(communicator: communicator, error: error)
+    }
     if let override = options.runDirectory {
       config.output.runDir = URL(fileURLWithPath: override).standardizedFileURL.path
       run = RunDirectory(path: config.output.runDir, origin: "--run-dir")
@@ -61,18 +68,31 @@ func reportingErrors(_ body: (inout Launch?) throws -> Void) -> Never {
     try body(&launch)
     launch?.finish()
     exit(0)
-  } catch {
-    let communicator = launch?.communicator
+  } catch var error {
+    var communicator = launch?.communicator
+    if let failed = error as? FailedAfterJoining {
+      communicator = failed.communicator
+      error = failed.error
+    }
     let rank = communicator?.rank ?? 0
     let size = communicator?.size ?? 1
     if rank != 0 {
-      // If rank 0 failed the same way it reports and ends the job first; wait a moment for it so a
-      // config error is not printed once per rank.
-      Thread.sleep(forTimeInterval: 0.5)
+      // If rank 0 failed the same way (a config error, diverged replicas), it reports and aborts
+      // the job; give mpirun time to end this rank first so the error is printed once. Its abort
+      // takes about 2 s here (SIGCONT, 1 s, SIGTERM, 1 s, SIGKILL: odls_base_sigkill_timeout).
+      // An error on this rank alone is then reported 3 s late, still well inside a prompt end.
+      Thread.sleep(forTimeInterval: 3)
     }
     let prefix = size > 1 ? "attn-train (rank \(rank) of \(size)): error: " : "attn-train: error: "
     FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
     if let communicator, size > 1 { communicator.abort(code: 1) }
     exit(1)
   }
+}
+
+/// An error thrown by `Launch.init` after MPI started, carrying the communicator so the error is
+/// reported like any other: once, from rank 0, then the job is aborted.
+struct FailedAfterJoining: Error, @unchecked Sendable {
+  let communicator: Communicator
+  let error: Error
 }

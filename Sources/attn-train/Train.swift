@@ -57,6 +57,9 @@ struct Train: ParsableCommand {
               problem: "cannot resume \(checkpoint.path): these settings differ from the checkpoint's and change the model, data or batches: \(changes.unsafe.joined(separator: ", "))",
               hint: "restore them, use another --run-dir, or start over with --fresh")
           }
+          if fromCheckpoint != nil, let aside = try l.run.setAsideCheckpoints(newerThan: checkpoint.state.step) {
+            l.log.say("--from-checkpoint: the newer checkpoints of the abandoned run moved to \(aside)")
+          }
           let note = changes.safe.isEmpty ? "" : " (changed: \(changes.safe.joined(separator: ", ")))"
           l.log.say("resuming from \(checkpoint.path) at step \(checkpoint.state.step)\(note)")
         } else {
@@ -80,8 +83,14 @@ struct Train: ParsableCommand {
         "model: \(parameterCount) parameters, vocabulary \(data.tokenizer.vocabSize), train \(data.train.count) tokens, dev \(data.dev.count) tokens")
       let outcome = try trainer.train(stopRequested: { StopSignals.requested })
       l.log.close()
-      if case .finished = outcome, let best = trainer.state.bestDevLoss {
-        l.log.say(String(format: "done: step %d, best dev loss %.4f at step %d", trainer.state.step, best, trainer.state.bestStep ?? 0))
+      switch outcome {
+      case .finished:
+        if let best = trainer.state.bestDevLoss {
+          l.log.say(String(format: "done: step %d, best dev loss %.4f at step %d", trainer.state.step, best, trainer.state.bestStep ?? 0))
+        }
+      case .stoppedBySignal(let step):
+        let cause = StopSignals.received ?? "a signal to another rank"
+        l.log.say("stopped by \(cause) after step \(step), checkpoint written; the same command resumes from it")
       }
     }
   }
