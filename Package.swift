@@ -30,7 +30,8 @@ let package = Package(
       dependencies: ["AttnTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     // Benchmarks live in dev/: a table of tokens/s per config and thread count.
     .executableTarget(
-      name: "attn-bench", dependencies: ["AttnCore", "AttnTrain", "CBLAS"], path: "dev/bench/attn-bench"),
+      name: "attn-bench", dependencies: ["AttnCore", "AttnDist", "AttnTrain", "CBLAS"],
+      path: "dev/bench/attn-bench"),
     // Counts the test thread's heap allocations by interposing malloc: proves the step allocates nothing.
     .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
     .testTarget(

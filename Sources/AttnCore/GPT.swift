@@ -160,7 +160,7 @@ public final class GPT {
   /// reducing them while backward goes on.
   public func backward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, B: Int, T: Int,
-    lossScale: Float, dropout: DropoutContext = .off, gradientsReady: ((Range<Int>) -> Void)? = nil
+    lossScale: Float, dropout: DropoutContext = .off, gradientsReady: (Range<Int>) -> Void = { _ in }
   ) {
     let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
@@ -186,7 +186,7 @@ public final class GPT {
         a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
     }
     // With a tied head, wte's gradient is not final until the embedding backward at the very end.
-    gradientsReady?(layout.layerRanges[L - 1].upperBound..<layout.count)
+    gradientsReady(layout.layerRanges[L - 1].upperBound..<layout.count)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = LayerWeights(blockOffsets[l], p)
@@ -235,7 +235,7 @@ public final class GPT {
         layerNormBackward(
           dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
       }
-      gradientsReady?(layout.layerRanges[l])
+      gradientsReady(layout.layerRanges[l])
     }
 
     Profiler.measure(.dropout, backward: true) {
@@ -244,7 +244,7 @@ public final class GPT {
     Profiler.measure(.embedding, backward: true) {
       embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
     }
-    gradientsReady?(0..<layout.layerRanges[0].lowerBound)
+    gradientsReady(0..<layout.layerRanges[0].lowerBound)
   }
 }
 

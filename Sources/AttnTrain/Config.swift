@@ -108,11 +108,16 @@ public struct TrainingConfig: Equatable, Sendable {
   public var consistencyCheckInterval: Int
   /// BLAS threads per rank; nil means the node's cores divided by the ranks on the node.
   public var threads: Int?
+  /// Gradients are summed over ranks in buckets of about this many MiB.
+  public var allreduceBucketMB: Double
+  /// Whether a communication thread sums each bucket while backward computes the layers below.
+  public var overlapAllreduce: Bool
 
   public init(
     batchSize: Int = 12, gradAccumSteps: Int = 1, maxSteps: Int = 2000, seed: UInt64 = 1337,
     evalInterval: Int = 250, logInterval: Int = 10, checkpointInterval: Int = 250,
-    keepCheckpoints: Int = 3, consistencyCheckInterval: Int = 100, threads: Int? = nil
+    keepCheckpoints: Int = 3, consistencyCheckInterval: Int = 100, threads: Int? = nil,
+    allreduceBucketMB: Double = 4, overlapAllreduce: Bool = true
   ) {
     self.batchSize = batchSize
     self.gradAccumSteps = gradAccumSteps
@@ -124,6 +129,8 @@ public struct TrainingConfig: Equatable, Sendable {
     self.keepCheckpoints = keepCheckpoints
     self.consistencyCheckInterval = consistencyCheckInterval
     self.threads = threads
+    self.allreduceBucketMB = allreduceBucketMB
+    self.overlapAllreduce = overlapAllreduce
   }
 }
 

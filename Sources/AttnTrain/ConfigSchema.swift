@@ -51,6 +51,8 @@ extension Config {
         .int("keep_checkpoints", \.keepCheckpoints, 1...Int.max),
         .int("consistency_check_interval", \.consistencyCheckInterval, 0...Int.max),
         .optionalInt("threads", \.threads, 1...4096),
+        .double("allreduce_bucket_mb", \.allreduceBucketMB, .positive),
+        .bool("overlap_allreduce", \.overlapAllreduce),
       ]),
       ConfigSection("data", \.data, [
         .path("train_path", \.trainPath),

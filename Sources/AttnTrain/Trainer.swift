@@ -21,6 +21,7 @@ public final class Trainer {
   private let sampler: BatchSampler
   private let evaluator: Evaluator
   private let writer: CheckpointWriter
+  private let reducer: GradientReducer
   private let localBatch: Int
   private let hooks = TestHooks.fromEnvironment()
   private let tokens: UnsafeMutablePointer<Int32>
@@ -47,6 +48,9 @@ public final class Trainer {
     sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
     evaluator = Evaluator(model: model, dev: data.dev)
     writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints)
+    reducer = GradientReducer(
+      communicator: communicator, gradients: model.gradients, layout: model.layout,
+      bucketElements: Int(training.allreduceBucketMB * 1_048_576 / 4), overlap: training.overlapAllreduce)
     tokens = .allocate(capacity: localBatch * shape.blockSize)
     targets = .allocate(capacity: localBatch * shape.blockSize)
     state = TrainerState(step: 0, tokensSeen: 0, elapsedSeconds: 0, worldSize: communicator.size)
@@ -82,13 +86,7 @@ public final class Trainer {
 
   public func train(stopRequested: () -> Bool) throws -> Outcome {
     let training = config.training
-    let T = model.shape.blockSize
-    let globalBatch = training.batchSize
-    let tokensPerStep = globalBatch * training.gradAccumSteps * T
-    let lossScale = Float(1.0 / Double(tokensPerStep))
-    let firstSample = communicator.rank * localBatch
-    let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
-    let dropout = model.shape.dropout
+    let tokensPerStep = training.batchSize * training.gradAccumSteps * model.shape.blockSize
     let clock = Stopwatch()
     let startElapsed = state.elapsedSeconds
     var windowStart = clock.seconds
@@ -103,37 +101,13 @@ public final class Trainer {
     while state.step < training.maxSteps {
       let step = state.step
       let lr = schedule.rate(at: step)
-      model.zeroGradients()
-      var lossSum = 0.0
-      for micro in 0..<training.gradAccumSteps {
-        sampler.fill(
-          tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro,
-          firstSample: firstSample, count: localBatch)
-        let context = DropoutContext(
-          probability: dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
-        lossSum += model.forward(tokens: tokens, targets: targets, B: localBatch, T: T, dropout: context)
-        model.backward(tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context)
-      }
-      if communicator.size > 1 { try communicator.allreduceSum(model.gradients.buffer) }
-      stepSums[0] = lossSum
-      stepSums[1] = stopRequested() ? 1 : 0
-      try communicator.allreduceSum(stepSums)
-      let trainLoss = stepSums[0] / Double(tokensPerStep)
-      guard trainLoss.isFinite else {
-        throw TrainingError.diverged(step: step + 1, loss: trainLoss)
-      }
-      clipGradientNorm(model.gradients, maxNorm: Float(config.optimizer.gradClip))
-      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(lr))
-      if hooks.perturbRank == communicator.rank && step == 0 {
-        model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
-      }
+      let (trainLoss, stop) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
 
       state.step += 1
       state.tokensSeen += tokensPerStep
       windowTokens += tokensPerStep
       state.elapsedSeconds = startElapsed + clock.seconds
       let done = state.step == training.maxSteps
-      let stop = stepSums[1] > 0
 
       // Also before the last checkpoint, which only rank 0's copy goes into.
       let interval = training.consistencyCheckInterval
@@ -181,6 +155,46 @@ public final class Trainer {
       if stop && !done { return .stoppedBySignal(step: state.step) }
     }
     return .finished
+  }
+
+  /// One optimizer step: every micro-step's forward and backward on this rank's share, gradients
+  /// summed over ranks (bucket by bucket during the last backward), clipped, applied. Returns the
+  /// mean loss over the global batch and whether any rank was asked to stop. Allocates nothing.
+  public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> (loss: Double, stop: Bool) {
+    let training = config.training
+    let T = model.shape.blockSize
+    let tokensPerStep = training.batchSize * training.gradAccumSteps * T
+    let lossScale = Float(1.0 / Double(tokensPerStep))
+    let firstSample = communicator.rank * localBatch
+    let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
+    model.zeroGradients()
+    reducer.begin(count: model.gradients.count)
+    var lossSum = 0.0
+    for micro in 0..<training.gradAccumSteps {
+      sampler.fill(
+        tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro,
+        firstSample: firstSample, count: localBatch)
+      let context = DropoutContext(
+        probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
+      lossSum += model.forward(tokens: tokens, targets: targets, B: localBatch, T: T, dropout: context)
+      // Gradients are summed over ranks once, after the last micro-step's backward has added to them.
+      let last = micro == training.gradAccumSteps - 1
+      model.backward(tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context) {
+        if last { self.reducer.gradientsReady($0) }
+      }
+    }
+    try reducer.finish()
+    stepSums[0] = lossSum
+    stepSums[1] = stopRequested ? 1 : 0
+    try communicator.allreduceSum(stepSums)
+    let trainLoss = stepSums[0] / Double(tokensPerStep)
+    guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
+    clipGradientNorm(model.gradients, maxNorm: Float(config.optimizer.gradClip))
+    optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate))
+    if hooks.perturbRank == communicator.rank && step == 0 {
+      model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
+    }
+    return (trainLoss, stepSums[1] > 0)
   }
 
   private func saveCheckpoint(named name: String) throws {

@@ -13,7 +13,8 @@ struct Launch {
   let log: RunLog
 
   init(_ options: RunOptions) throws {
-    let communicator = try makeCommunicator()
+    // Serialized: the gradient reducer's thread calls MPI while the main thread computes.
+    let communicator = try makeCommunicator(threadLevel: .serialized)
     self.communicator = communicator
     log = RunLog(isSpeaker: communicator.rank == 0)
     var config: Config

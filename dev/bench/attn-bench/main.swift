@@ -7,6 +7,7 @@
 // FLOPs per token follow nanoGPT's estimate 6N + 12 L C T (N without position embeddings).
 
 import AttnCore
+import AttnDist
 import AttnTrain
 import CBLAS
 import Foundation
@@ -16,6 +17,8 @@ struct Options {
   var warmup = 1
   var threads = [1, ProcessInfo.processInfo.activeProcessorCount]
   var profile = false
+  /// Time the allreduce of each config's gradient buffer instead of training (run under mpirun).
+  var allreduce = false
   var configs: [String] = []
 }
 
@@ -23,7 +26,7 @@ func parseOptions() -> Options {
   var options = Options()
   var arguments = CommandLine.arguments.dropFirst()
   func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("attn-bench: \(message)\nusage: attn-bench [--seconds S] [--warmup N] [--threads 1,2] [--profile] CONFIG...\n".utf8))
+    FileHandle.standardError.write(Data("attn-bench: \(message)\nusage: attn-bench [--seconds S] [--warmup N] [--threads 1,2] [--profile] CONFIG...\n       mpirun -np N attn-bench --allreduce CONFIG...\n".utf8))
     exit(2)
   }
   func number(_ text: String?, _ what: String) -> Int {
@@ -37,6 +40,7 @@ func parseOptions() -> Options {
     case "--threads":
       options.threads = (arguments.popFirst() ?? "").split(separator: ",").map { number(String($0), "--threads") }
     case "--profile": options.profile = true
+    case "--allreduce": options.allreduce = true
     case "--help", "-h": fail("training tokens/s per config and thread count")
     default:
       if argument.hasPrefix("--") { fail("unknown option \(argument)") }
@@ -120,7 +124,56 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
     millisecondsPerStep: seconds / Double(steps) * 1000, steps: steps)
 }
 
+/// Best and median milliseconds of an in-place allreduce of `count` floats through the
+/// Communicator (the C shim), whole or in buckets of `bucket` floats, after one warm-up.
+func allreduceTimes(_ communicator: Communicator, count: Int, bucket: Int, repeats: Int = 20) throws -> (Double, Double) {
+  let buffer = FloatBuffer(count: count)
+  for i in 0..<count { buffer.pointer[i] = 1e-3 * Float(i % 1000) }
+  func once() throws {
+    var lower = 0
+    while lower < count {
+      let upper = min(count, lower + bucket)
+      try communicator.allreduceSum(UnsafeMutableBufferPointer(start: buffer.pointer + lower, count: upper - lower))
+      lower = upper
+    }
+  }
+  try once()
+  var times: [Double] = []
+  for _ in 0..<repeats {
+    try communicator.barrier()
+    let start = Profiler.now()
+    try once()
+    times.append((Profiler.now() - start) * 1000)
+  }
+  times.sort()
+  return (times[0], times[repeats / 2])
+}
+
 let options = parseOptions()
+if options.allreduce {
+  // Lines "swift COUNT BEST MEDIAN" and "swift-buckets COUNT BEST MEDIAN" (ms), read by
+  // dev/bench/allreduce/run.sh next to the C program's "c COUNT BEST MEDIAN".
+  do {
+    let communicator = try makeCommunicator(threadLevel: .serialized)
+    for path in options.configs {
+      let config = try Config.load(path: path)
+      let data = try TextData.load(config)
+      let count = ParameterLayout(config.modelShape(vocabSize: data.tokenizer.vocabSize)).count
+      let whole = try allreduceTimes(communicator, count: count, bucket: count)
+      let bucket = Int(config.training.allreduceBucketMB * 1_048_576 / 4)
+      let buckets = try allreduceTimes(communicator, count: count, bucket: bucket)
+      if communicator.rank == 0 {
+        print(String(format: "swift %d %.3f %.3f", count, whole.0, whole.1))
+        print(String(format: "swift-buckets %d %.3f %.3f", count, buckets.0, buckets.1))
+      }
+    }
+    (communicator as? MPICommunicator).map { try? $0.finalize() }
+  } catch {
+    FileHandle.standardError.write(Data("attn-bench: \(error)\n".utf8))
+    exit(1)
+  }
+  exit(0)
+}
 var rows: [String] = []
 var sgemm: [Int: Double] = [:]
 for threads in options.threads {
