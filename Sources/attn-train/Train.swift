@@ -76,13 +76,23 @@ struct Train: ParsableCommand {
         try writeFileDurably(path: l.run.file("vocab.json"), contents: Data(data.tokenizer.vocabularyJSON().utf8))
         try l.log.openMetrics(path: l.run.metricsFile)
       }
+      let residentAtStart = ResidentMemory.currentBytes
       let trainer = try Trainer(
         config: config, data: data, communicator: comm, log: l.log, run: l.run, resumeFrom: checkpoint)
       let parameterCount = trainer.model.parameters.count
       l.log.say(
         "model: \(parameterCount) parameters, vocabulary \(data.tokenizer.vocabSize), train \(data.train.count) tokens, dev \(data.dev.count) tokens")
+      let plan = MemoryPlan(model: trainer.model, optimizer: trainer.optimizer)
+      l.log.say("memory plan per rank: \(plan.summary)")
       let outcome = try trainer.train(stopRequested: { StopSignals.requested })
       l.log.close()
+      if let peak = ResidentMemory.peakBytes {
+        let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+        let start = residentAtStart.map { ", \(mib($0)) of it resident before the model was built" } ?? ""
+        l.log.say(String(
+          format: "peak resident memory on rank 0: %@, %.2fx the plan%@", mib(peak),
+          Double(peak) / Double(plan.totalBytes), start))
+      }
       switch outcome {
       case .finished:
         if let best = trainer.state.bestDevLoss {
