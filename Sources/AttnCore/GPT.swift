@@ -175,7 +175,7 @@ public final class GPT {
       crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
     }
     Profiler.measure(.lossHead, backward: true) {
-      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V)
+      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool)
     }
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
@@ -183,7 +183,7 @@ public final class GPT {
     Profiler.measure(.layerNorm, backward: true) {
       layerNormBackward(
         dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
-        a.lnfMean.pointer, a.lnfRstd.pointer, BT, C)
+        a.lnfMean.pointer, a.lnfRstd.pointer, BT, C, pool)
     }
     // With a tied head, wte's gradient is not final until the embedding backward at the very end.
     gradientsReady(layout.layerRanges[L - 1].upperBound..<layout.count)
@@ -200,15 +200,15 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C)
+        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool)
       }
       Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C, pool) }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C)
+        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
-          dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C)
+          dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C, pool)
       }
       // dresidual now holds d(res2); res2 = residual + drop(attproj).
       dbranch.update(from: dresidual, count: BT * C)
@@ -216,7 +216,7 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C)
+        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool)
       }
       Profiler.measure(.attention, backward: true) {
         attentionBackward(
@@ -229,11 +229,11 @@ public final class GPT {
         }
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C)
+        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
-          dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C)
+          dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C, pool)
       }
       gradientsReady(layout.layerRanges[l])
     }

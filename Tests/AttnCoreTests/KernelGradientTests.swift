@@ -18,7 +18,7 @@ import Testing
     }
     let (dinp, dweight, dbias) = (FloatBuffer(count: BT * C), FloatBuffer(count: OC * C), FloatBuffer(count: OC))
     _ = objective()
-    matmulBackward(dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer, BT, C, OC)
+    matmulBackward(dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer, BT, C, OC, .serial)
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: BT * C, objective: objective)
     expectGradientMatches("weight", analytic: dweight.pointer, x: weight.pointer, count: OC * C, objective: objective)
     expectGradientMatches("bias", analytic: dbias.pointer, x: bias.pointer, count: OC, objective: objective)
@@ -39,7 +39,7 @@ import Testing
     _ = objective()
     layerNormBackward(
       dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer,
-      mean.pointer, rstd.pointer, N, C)
+      mean.pointer, rstd.pointer, N, C, .serial)
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: N * C, objective: objective)
     expectGradientMatches("weight", analytic: dweight.pointer, x: weight.pointer, count: C, objective: objective)
     expectGradientMatches("bias", analytic: dbias.pointer, x: bias.pointer, count: C, objective: objective)

@@ -40,37 +40,64 @@ private struct LayerNormForward: ParallelKernel {
 
 // MARK: - Backward
 
-/// dinp += ...;  dweight += ...;  dbias += ...  (all accumulate).
+/// dinp += ...;  dweight += ...;  dbias += ...  (all accumulate). Rows are shared among threads for
+/// dinp, columns for dweight and dbias, so every sum keeps its serial order.
 func layerNormBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
   _ dbias: UnsafeMutablePointer<Float>,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
   _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
-  _ N: Int, _ C: Int
+  _ N: Int, _ C: Int, _ pool: WorkerPool
 ) {
-  for row in 0..<N {
-    let x = inp + row * C
-    let dy = dout + row * C
-    let dx = dinp + row * C
-    let m = mean[row]
-    let s = rstd[row]
-    // d(loss)/d(norm) = dy * weight; the two means below are the projections the normalisation removes.
-    var dnormSums = Float8(repeating: 0)
-    var dnormNormSums = Float8(repeating: 0)
-    forEachChunk(C) { i, count in
-      let norm = (load8(x + i, count) - m) * s
-      let dnorm = keepFirst(load8(weight + i, count) * load8(dy + i, count), count)
-      dnormSums += dnorm
-      dnormNormSums.addProduct(dnorm, norm)
+  pool.parallelFor(N, LayerNormInputGradient(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd, C: C))
+  pool.parallelFor(C, granularity: 64, LayerNormParameterGradients(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C))
+}
+
+private struct LayerNormInputGradient: ParallelKernel {
+  let dinp: UnsafeMutablePointer<Float>
+  let dout, inp, weight, mean, rstd: UnsafePointer<Float>
+  let C: Int
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    for row in rows {
+      let x = inp + row * C
+      let dy = dout + row * C
+      let dx = dinp + row * C
+      let m = mean[row]
+      let s = rstd[row]
+      // d(loss)/d(norm) = dy * weight; the two means are the projections the normalisation removes.
+      var dnormSums = Float8(repeating: 0)
+      var dnormNormSums = Float8(repeating: 0)
+      forEachChunk(C) { i, count in
+        let norm = (load8(x + i, count) - m) * s
+        let dnorm = keepFirst(load8(weight + i, count) * load8(dy + i, count), count)
+        dnormSums += dnorm
+        dnormNormSums.addProduct(dnorm, norm)
+      }
+      let dnormMean = dnormSums.sum() / Float(C)
+      let dnormNormMean = dnormNormSums.sum() / Float(C)
+      for i in 0..<C {
+        let norm = (x[i] - m) * s
+        dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+      }
     }
-    let dnormMean = dnormSums.sum() / Float(C)
-    let dnormNormMean = dnormNormSums.sum() / Float(C)
-    for i in 0..<C {
-      let norm = (x[i] - m) * s
-      let dnorm = weight[i] * dy[i]
-      dbias[i] += dy[i]
-      dweight[i] += norm * dy[i]
-      dx[i] += (dnorm - dnormMean - norm * dnormNormMean) * s
+  }
+}
+
+private struct LayerNormParameterGradients: ParallelKernel {
+  let dweight, dbias: UnsafeMutablePointer<Float>
+  let dout, inp, mean, rstd: UnsafePointer<Float>
+  let N, C: Int
+
+  func run(_ columns: Range<Int>, thread: Int) {
+    for row in 0..<N {
+      let x = inp + row * C
+      let dy = dout + row * C
+      let (m, s) = (mean[row], rstd[row])
+      for i in columns {
+        dbias[i] += dy[i]
+        dweight[i] += (x[i] - m) * s * dy[i]
+      }
     }
   }
 }

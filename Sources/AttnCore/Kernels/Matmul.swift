@@ -28,7 +28,7 @@ func matmulBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
   _ dbias: UnsafeMutablePointer<Float>?,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-  _ BT: Int, _ C: Int, _ OC: Int
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool
 ) {
   cblas_sgemm(
     CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(BT), Int32(C), Int32(OC),
@@ -36,10 +36,20 @@ func matmulBackward(
   cblas_sgemm(
     CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(BT),
     1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
-  if let dbias {
-    for row in 0..<BT {
-      let d = dout + row * OC
-      for o in 0..<OC { dbias[o] += d[o] }
+  if let dbias { pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC)) }
+}
+
+/// sums[c] += sum over rows of rows[n, c], threads taking column ranges: each sum adds its rows in
+/// order, so the result does not depend on the thread count.
+struct ColumnSums: ParallelKernel {
+  let sums: UnsafeMutablePointer<Float>
+  let rows: UnsafePointer<Float>
+  let N, C: Int
+
+  func run(_ columns: Range<Int>, thread: Int) {
+    for n in 0..<N {
+      let row = rows + n * C
+      for c in columns { sums[c] += row[c] }
     }
   }
 }
