@@ -1,15 +1,15 @@
-// How many threads one rank computes with: OpenBLAS's threads inside each sgemm, and the worker
-// pool's threads for everything between sgemms. Set once at start-up: with several ranks on one
-// node, ranks x threads must not exceed the cores (oversubscribed ranks are not bound to cores and
-// OpenBLAS would otherwise start one thread per core in every rank).
+// How many threads one rank computes with: the worker pool's, which share every kernel, sgemms
+// included (each thread calls a single-threaded sgemm on its rows; see Kernels/Matmul.swift). Set
+// once at start-up: with several ranks on one node, ranks x threads must not exceed the cores.
 
 import CBLAS
 
 public enum ComputeThreads {
   public static func set(_ count: Int) {
-    openblas_set_num_threads(Int32(max(1, count)))
+    // OpenBLAS never threads: otherwise its threads, spinning after each call, take the cores.
+    openblas_set_num_threads(1)
     WorkerPool.resize(max(1, count))
   }
 
-  public static var current: Int { Int(openblas_get_num_threads()) }
+  public static var current: Int { WorkerPool.shared.threads }
 }

@@ -111,7 +111,7 @@ public final class GPT {
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
       Profiler.measure(.layerNorm) { layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C) }
+      Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C, pool) }
       if let rotaryCos, let rotarySin {
         Profiler.measure(.rotary) {
           rotaryInPlace(s.qkv, rotaryCos.pointer, rotarySin.pointer, direction: 1, B, T, C, NH)
@@ -120,13 +120,13 @@ public final class GPT {
       Profiler.measure(.attention) {
         attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
       }
-      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C) }
+      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C, pool) }
       Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
       Profiler.measure(.residual) { residualForward(s.res2, residual, s.attproj, BT * C, pool) }
       Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C) }
+      Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C, pool) }
       Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C) }
+      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, pool) }
       Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
       Profiler.measure(.residual) { residualForward(s.res3, s.res2, s.fcproj, BT * C, pool) }
     }
@@ -136,7 +136,7 @@ public final class GPT {
       layerNormForward(
         a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C, pool)
     }
-    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V) }
+    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V, pool) }
     guard let targets else { return 0 }
     crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
     var total = 0.0

@@ -6,10 +6,8 @@
 // caller's stack plus its type: a closure would not do, because making a non-escaping closure
 // reachable from another thread (withoutActuallyEscaping, concurrentPerform) allocates on every
 // call (measured), and the training step must allocate nothing.
-// Inside a job every sgemm must run on one BLAS thread, so parallelFor switches OpenBLAS to 1
-// thread for its duration.
+// OpenBLAS itself runs on one thread (ComputeThreads.set): the pool's threads call it.
 
-import CBLAS
 import Dispatch
 
 #if canImport(Glibc)
@@ -89,12 +87,9 @@ public final class WorkerPool: @unchecked Sendable {
   }
 
   /// Runs kernel over 0..<count split into one contiguous range per thread (each a multiple of
-  /// `granularity` except the last), with OpenBLAS on one thread meanwhile; returns when all are
-  /// done. Small jobs run on the caller alone.
+  /// `granularity` except the last); returns when all are done. Small jobs run on the caller alone.
   public func parallelFor<Kernel: ParallelKernel>(_ count: Int, granularity: Int = 1, _ kernel: Kernel) {
     guard threads > 1, count > granularity else { return kernel.run(0..<count, thread: 0) }
-    let blasThreads = openblas_get_num_threads()
-    openblas_set_num_threads(1)
     var kernel = kernel
     withUnsafePointer(to: &kernel) { pointer in
       job = UnsafeRawPointer(pointer)
@@ -108,7 +103,6 @@ public final class WorkerPool: @unchecked Sendable {
       job = nil
       jobType = nil
     }
-    openblas_set_num_threads(blasThreads)
   }
 
   static func resize(_ threads: Int) {

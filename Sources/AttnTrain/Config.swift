@@ -106,7 +106,7 @@ public struct TrainingConfig: Equatable, Sendable {
   public var keepCheckpoints: Int
   /// How often ranks compare a parameter checksum; 0 turns the check off.
   public var consistencyCheckInterval: Int
-  /// BLAS threads per rank; nil means the node's cores divided by the ranks on the node.
+  /// Compute threads per rank; nil means the node's cores divided by the ranks on the node.
   public var threads: Int?
   /// Gradients are summed over ranks in buckets of about this many MiB.
   public var allreduceBucketMB: Double

@@ -53,7 +53,7 @@ struct Launch {
       source = "ATTN_TRAIN_THREADS"
     }
     ComputeThreads.set(threads)
-    (announce ?? log.say)("ranks: \(communicator.size), BLAS threads per rank: \(threads) (\(source))")
+    (announce ?? log.say)("ranks: \(communicator.size), threads per rank: \(threads) (\(source))")
   }
 
   func finish() {

@@ -13,7 +13,7 @@ import Testing
     let out = FloatBuffer(count: BT * OC)
     let dout = randomBuffer(BT * OC, seed: 4)
     func objective() -> Double {
-      matmulForward(out.pointer, inp.pointer, weight.pointer, bias.pointer, BT, C, OC)
+      matmulForward(out.pointer, inp.pointer, weight.pointer, bias.pointer, BT, C, OC, .serial)
       return weightedSum(out.pointer, dout.pointer, BT * OC)
     }
     let (dinp, dweight, dbias) = (FloatBuffer(count: BT * C), FloatBuffer(count: OC * C), FloatBuffer(count: OC))

@@ -51,7 +51,7 @@ with tempfile.TemporaryDirectory() as work:
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
         rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > window]
-        threads = next((line for line in result.stdout.splitlines() if "BLAS threads" in line), "")
+        threads = next((line for line in result.stdout.splitlines() if "threads per rank" in line), "")
         rows.append((ranks, rates[-1] if rates else float("nan"), threads.split("per rank: ")[-1], time.time() - start))
 
 one = rows[0][1]

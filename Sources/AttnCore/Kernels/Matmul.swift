@@ -3,22 +3,44 @@
 
 import CBLAS
 
+// The pool's threads share each product by rows of the result, each thread one single-threaded
+// sgemm on its rows. Why not OpenBLAS's own threads: they spin for a while after every call, and with
+// as many threads as cores they took the cores the pool needed (attention, GELU and AdamW ran no
+// faster on 2 threads than on 1; measured). sgemm's rounding depends on the shape it is given, so a
+// different thread count changes results in the last bits; the same thread count repeats them
+// exactly. (Blocks of a fixed shape at every thread count cost 5-10% here: measured, not kept.)
+
+/// Rows are shared in multiples of 16, which the sgemm kernels tile by.
+let matmulRowGranularity = 16
+
 // MARK: - Forward
 
 /// out[BT, OC] = inp[BT, C] @ weight[OC, C]^T + bias[OC]   (out is written: =)
 func matmulForward(
   _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
   _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-  _ BT: Int, _ C: Int, _ OC: Int
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool
 ) {
-  var beta: Float = 0
-  if let bias {
-    for row in 0..<BT { (out + row * OC).update(from: bias, count: OC) }
-    beta = 1
+  pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulForwardRows(out: out, inp: inp, weight: weight, bias: bias, C: C, OC: OC))
+}
+
+private struct MatmulForwardRows: ParallelKernel {
+  let out: UnsafeMutablePointer<Float>
+  let inp, weight: UnsafePointer<Float>
+  let bias: UnsafePointer<Float>?
+  let C, OC: Int
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    let y = out + rows.lowerBound * OC
+    var beta: Float = 0
+    if let bias {
+      for row in 0..<rows.count { (y + row * OC).update(from: bias, count: OC) }
+      beta = 1
+    }
+    cblas_sgemm(
+      CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows.count), Int32(OC), Int32(C),
+      1, inp + rows.lowerBound * C, Int32(C), weight, Int32(C), beta, y, Int32(OC))
   }
-  cblas_sgemm(
-    CblasRowMajor, CblasNoTrans, CblasTrans, Int32(BT), Int32(OC), Int32(C),
-    1, inp, Int32(C), weight, Int32(C), beta, out, Int32(OC))
 }
 
 // MARK: - Backward
@@ -30,13 +52,35 @@ func matmulBackward(
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
   _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool
 ) {
-  cblas_sgemm(
-    CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(BT), Int32(C), Int32(OC),
-    1, dout, Int32(OC), weight, Int32(C), 0, dinp, Int32(C))
-  cblas_sgemm(
-    CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(BT),
-    1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
+  pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
+  pool.parallelFor(OC, granularity: matmulRowGranularity, MatmulWeightGradientRows(dweight: dweight, dout: dout, inp: inp, BT: BT, C: C, OC: OC))
   if let dbias { pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC)) }
+}
+
+/// dinp[rows] = dout[rows] @ weight
+private struct MatmulInputGradientRows: ParallelKernel {
+  let dinp: UnsafeMutablePointer<Float>
+  let dout, weight: UnsafePointer<Float>
+  let C, OC: Int
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    cblas_sgemm(
+      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(C), Int32(OC),
+      1, dout + rows.lowerBound * OC, Int32(OC), weight, Int32(C), 0, dinp + rows.lowerBound * C, Int32(C))
+  }
+}
+
+/// dweight[outputs] += dout[:, outputs]^T @ inp
+private struct MatmulWeightGradientRows: ParallelKernel {
+  let dweight: UnsafeMutablePointer<Float>
+  let dout, inp: UnsafePointer<Float>
+  let BT, C, OC: Int
+
+  func run(_ outputs: Range<Int>, thread: Int) {
+    cblas_sgemm(
+      CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputs.count), Int32(C), Int32(BT),
+      1, dout + outputs.lowerBound, Int32(OC), inp, Int32(C), 1, dweight + outputs.lowerBound * C, Int32(C))
+  }
 }
 
 /// sums[c] += sum over rows of rows[n, c], threads taking column ranges: each sum adds its rows in

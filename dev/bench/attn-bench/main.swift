@@ -177,7 +177,8 @@ if options.allreduce {
 var rows: [String] = []
 var sgemm: [Int: Double] = [:]
 for threads in options.threads {
-  ComputeThreads.set(threads)
+  // OpenBLAS's own threading, as the reference rate (attn-train splits products among its threads).
+  openblas_set_num_threads(Int32(threads))
   sgemm[threads] = sgemmRate(1024)
 }
 print("sgemm 1024^3: " + options.threads.map { String(format: "%.1f GFLOP/s on %d thread(s)", sgemm[$0]!, $0) }.joined(separator: ", "))
