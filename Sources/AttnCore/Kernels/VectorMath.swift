@@ -19,12 +19,12 @@ func vexp(_ x: Float8) -> Float8 {
   var r = clamped - n * 0.693_359_375
   r = r + n * 2.121_944_4e-4
   var p = Float8(repeating: 1.987_569_15e-4)
-  p = p * r + 1.398_199_95e-3
-  p = p * r + 8.333_451_9e-3
-  p = p * r + 4.166_579_6e-2
-  p = p * r + 1.666_666_55e-1
-  p = p * r + 5.000_000_1e-1
-  let er = p * (r * r) + r + 1
+  p = Float8(repeating: 1.398_199_95e-3).addingProduct(p, r)
+  p = Float8(repeating: 8.333_451_9e-3).addingProduct(p, r)
+  p = Float8(repeating: 4.166_579_6e-2).addingProduct(p, r)
+  p = Float8(repeating: 1.666_666_55e-1).addingProduct(p, r)
+  p = Float8(repeating: 5.000_000_1e-1).addingProduct(p, r)
+  let er = (r + 1).addingProduct(p, r * r)
   var result = er * unsafeBitCast((exponent &+ 127) &<< 23, to: Float8.self)
   result.replace(with: Float8(repeating: 0), where: x .< -87.33)
   result.replace(with: Float8(repeating: .infinity), where: x .> 88.72)
@@ -38,19 +38,20 @@ func vexp(_ x: Float8) -> Float8 {
 func verf(_ input: Float8) -> Float8 {
   let x = clamp(input, -4, 4)
   let x2 = x * x
+  // Horner steps as fused multiply-adds (addingProduct: one rounding, one instruction with FMA).
   var p = Float8(repeating: -2.726_142_25e-10)
-  p = p * x2 + 2.770_681_42e-08
-  p = p * x2 - 2.101_024_02e-06
-  p = p * x2 - 5.692_506_39e-05
-  p = p * x2 - 7.349_906_30e-04
-  p = p * x2 - 2.954_599_81e-03
-  p = p * x2 - 1.609_603_33e-02
+  p = Float8(repeating: 2.770_681_42e-08).addingProduct(p, x2)
+  p = Float8(repeating: -2.101_024_02e-06).addingProduct(p, x2)
+  p = Float8(repeating: -5.692_506_39e-05).addingProduct(p, x2)
+  p = Float8(repeating: -7.349_906_30e-04).addingProduct(p, x2)
+  p = Float8(repeating: -2.954_599_81e-03).addingProduct(p, x2)
+  p = Float8(repeating: -1.609_603_33e-02).addingProduct(p, x2)
   p = p * x
   var q = Float8(repeating: -1.456_607_18e-05)
-  q = q * x2 - 2.133_740_55e-04
-  q = q * x2 - 1.682_826_97e-03
-  q = q * x2 - 7.373_329_17e-03
-  q = q * x2 - 1.426_473_91e-02
+  q = Float8(repeating: -2.133_740_55e-04).addingProduct(q, x2)
+  q = Float8(repeating: -1.682_826_97e-03).addingProduct(q, x2)
+  q = Float8(repeating: -7.373_329_17e-03).addingProduct(q, x2)
+  q = Float8(repeating: -1.426_473_91e-02).addingProduct(q, x2)
   return p / q
 }
 
