@@ -37,7 +37,7 @@ let package = Package(
     .testTarget(
       name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain", "CAllocationCounter", "CBLAS"],
       exclude: ["Fixtures"]),
-    .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain", "AttnCore"]),
+    .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain", "AttnCore", "AttnDist", "CAllocationCounter"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.
     .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain"]),

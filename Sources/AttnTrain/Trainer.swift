@@ -2,7 +2,8 @@
 // draws its global batch from (seed, step, micro-step), this rank runs forward/backward on its
 // contiguous share, gradients (already scaled by 1 / tokens of the whole global batch) are summed
 // over ranks, clipped, and applied. Every rank then holds the same weights, so evaluation and
-// checkpoints need no further agreement. The loop allocates nothing per step.
+// checkpoints need no further agreement. trainStep allocates nothing (AllocationTests); logging,
+// evaluation and checkpoints, between steps, may.
 
 import AttnCore
 import AttnDist
@@ -69,7 +70,7 @@ public final class Trainer {
     var stepCount = optimizer.stepCount
     try communicator.broadcast(&stepCount, root: 0)
     optimizer.stepCount = stepCount
-    var stateBytes = Array((try? JSONEncoder().encode(state)) ?? Data())
+    var stateBytes = Array(try JSONEncoder().encode(state))
     try communicator.broadcast(&stateBytes, root: 0)
     state = try JSONDecoder().decode(TrainerState.self, from: Data(stateBytes))
     state.worldSize = communicator.size

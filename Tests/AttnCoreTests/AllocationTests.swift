@@ -10,6 +10,8 @@ import Testing
   /// with dropout on, on one thread and with a worker pool (whose dispatch runs on this thread).
   @Test(arguments: [1, 2])
   func trainingStepAllocatesNothing(threads: Int) {
+    // OpenBLAS single-threaded, as ComputeThreads.set leaves it (its threaded path mallocs per call).
+    ComputeThreads.set(1)
     let shape = ModelShape(
       vocabSize: 11, blockSize: 16, layers: 2, heads: 2, channels: 16, positionEncoding: .rope,
       tieEmbeddings: true, dropout: 0.1)
