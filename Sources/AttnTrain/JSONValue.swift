@@ -312,6 +312,13 @@ extension JSONValue: CustomStringConvertible {
     out += close
   }
 
+  /// `s` as a JSON string literal, quotes included (also used by the safetensors header writer).
+  static func quoted(_ s: String) -> String {
+    var out = ""
+    writeString(s, to: &out)
+    return out
+  }
+
   private static func writeString(_ s: String, to out: inout String) {
     out += "\""
     for scalar in s.unicodeScalars {

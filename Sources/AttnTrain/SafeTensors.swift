@@ -87,7 +87,7 @@ public struct SafeTensorsWriter {
     func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(path: path, reason: reason) }
     var json = "{"
     if !metadata.isEmpty {
-      let pairs = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+      let pairs = metadata.sorted { $0.key < $1.key }.map { "\(JSONValue.quoted($0.key)):\(JSONValue.quoted($0.value))" }
       json += "\"__metadata__\":{\(pairs.joined(separator: ","))},"
     }
     var seen = Set<String>()
@@ -100,7 +100,7 @@ public struct SafeTensorsWriter {
       }
       let end = offset + count * t.dtype.byteSize
       let shape = t.shape.map(String.init).joined(separator: ",")
-      json += "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],"
+      json += "\(JSONValue.quoted(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],"
       json += "\"data_offsets\":[\(offset),\(end)]},"
       offset = end
     }
@@ -113,21 +113,6 @@ public struct SafeTensorsWriter {
   }
 }
 
-private func jsonString(_ s: String) -> String {
-  var out = "\""
-  for u in s.unicodeScalars {
-    switch u {
-    case "\"": out += "\\\""
-    case "\\": out += "\\\\"
-    case "\n": out += "\\n"
-    case "\r": out += "\\r"
-    case "\t": out += "\\t"
-    case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-    default: out.unicodeScalars.append(u)
-    }
-  }
-  return out + "\""
-}
 
 /// The product of `shape`, or nil if a dimension is negative or the product overflows.
 func elementCount(_ shape: [Int]) -> Int? {
