@@ -327,7 +327,7 @@ private final class Activations {
     logits = FloatBuffer(count: BT * V)
     lse = FloatBuffer(count: BT)
     losses = FloatBuffer(count: BT)
-    scratch = FloatBuffer(count: threads * T * T)
+    scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
   }
 
   var floatCount: Int {
@@ -368,7 +368,7 @@ private final class ActivationGradients {
     datty = FloatBuffer(count: BT * C)
     dqkv = FloatBuffer(count: BT * 3 * C)
     dfch = FloatBuffer(count: BT * 4 * C)
-    scratch = FloatBuffer(count: threads * T * T)
+    scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
   }
 
   var floatCount: Int { [residual, branch, dln, datty, dqkv, dfch, scratch].reduce(0) { $0 + $1.count } }

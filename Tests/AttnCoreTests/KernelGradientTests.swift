@@ -65,8 +65,8 @@ import Testing
     let qkv = randomBuffer(B * T * 3 * C, seed: 11, scale: 1.5)
     let out = FloatBuffer(count: B * T * C)
     let att = FloatBuffer(count: B * NH * T * T)
-    let scratch = FloatBuffer(count: T * T)
-    let scratch2 = FloatBuffer(count: T * T)
+    let scratch = FloatBuffer(count: attentionScratchPerThread(blockSize: T, headSize: C / NH))
+    let scratch2 = FloatBuffer(count: attentionScratchPerThread(blockSize: T, headSize: C / NH))
     let dout = randomBuffer(B * T * C, seed: 12)
     let dropout = DropoutContext(
       probability: dropoutProbability, stepKey: RandomKey(seed: 3, purpose: .dropout), firstGlobalSample: 4)
@@ -88,7 +88,8 @@ import Testing
     let (B, T, C, NH) = (1, attentionBlockRows + 7, 4, 2)
     let qkv = randomBuffer(B * T * 3 * C, seed: 31, scale: 1.5)
     let (out, att) = (FloatBuffer(count: B * T * C), FloatBuffer(count: B * NH * T * T))
-    let (scratch, scratch2) = (FloatBuffer(count: T * T), FloatBuffer(count: T * T))
+    let perThread = attentionScratchPerThread(blockSize: T, headSize: C / NH)
+    let (scratch, scratch2) = (FloatBuffer(count: perThread), FloatBuffer(count: perThread))
     let dout = randomBuffer(B * T * C, seed: 32)
     let dropout = DropoutContext(
       probability: dropoutProbability, stepKey: RandomKey(seed: 9, purpose: .dropout), firstGlobalSample: 0)
@@ -129,7 +130,7 @@ import Testing
     // Changing a later token's q, k or v must not change an earlier position's output.
     let (B, T, C, NH) = (1, 6, 4, 2)
     let qkv = randomBuffer(T * 3 * C, seed: 13)
-    let (out, att, scratch) = (FloatBuffer(count: T * C), FloatBuffer(count: NH * T * T), FloatBuffer(count: T * T))
+    let (out, att, scratch) = (FloatBuffer(count: T * C), FloatBuffer(count: NH * T * T), FloatBuffer(count: attentionScratchPerThread(blockSize: T, headSize: C / NH)))
     attentionForward(out.pointer, att.pointer, qkv.pointer, scratch.pointer, .off, layer: 0, B, T, C, NH, .serial)
     let before = Array(UnsafeBufferPointer(start: out.pointer, count: 3 * C))
     for i in (3 * 3 * C)..<(T * 3 * C) { qkv.pointer[i] += 1 }

@@ -1,9 +1,8 @@
 // Causal multi-head self-attention over a fused qkv[B, T, 3C] (q | k | v, head h at columns
-// h*HS..<(h+1)*HS of each third). Per (batch, head): scores = q k^T / sqrt(HS) and y = att v are sgemm
-// calls on strided views, so q, k and v are never copied out.
+// h*HS..<(h+1)*HS of each third). Per (batch, head): scores = q k^T / sqrt(HS) and y = att v are
+// register-tiled products (TiledMatmul.swift) on strided views; only k (forward) and v (backward)
+// are copied, transposed, into per-thread scratch so that every product streams contiguous rows.
 // B batch, T time, C channels, NH heads, HS = C / NH.
-
-import CBLAS
 
 #if canImport(Glibc)
   import Glibc
@@ -11,16 +10,19 @@ import CBLAS
   import Darwin
 #endif
 
-/// Query rows per block: block r only needs the keys 0..<(r+1)*rows, so blocking skips most of
-/// the masked upper triangle (at T = 256, 62% of the square's work is left) while each sgemm stays
-/// large enough to run near the BLAS peak.
+/// Query rows per block: block r only needs the keys 0..<(r+1)*rows, and within a block the tiles
+/// skip what the causal mask removes, so about half of the square's work is done.
 let attentionBlockRows = 64
+
+/// Floats of scratch each pool thread needs: a [T, T] block of weights and a transposed [HS, T] head.
+public func attentionScratchPerThread(blockSize T: Int, headSize HS: Int) -> Int { T * T + HS * T }
 
 // MARK: - Forward
 
 /// out[B, T, C] = concat over heads of dropout(softmax(causal(q k^T / sqrt(HS)))) v   (=)
 /// att[B, NH, T, T] = the softmax weights before dropout, zero above the diagonal (kept for backward).
-/// scratch[threads, T, T]: room for the dropped-out weights when dropout is on, one per pool thread.
+/// scratch[threads, attentionScratchPerThread]: the transposed keys, and the dropped-out weights when
+/// dropout is on.
 /// (batch, head) pairs are shared among the pool's threads.
 func attentionForward(
   _ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
@@ -44,8 +46,8 @@ private struct AttentionForward: ParallelKernel {
   func run(_ pairs: Range<Int>, thread: Int) {
     let HS = C / NH
     let scale = 1 / Float(HS).squareRoot()
-    let rowStride = Int32(3 * C)
-    let scratch = scratch + thread * T * T
+    let scratch = scratch + thread * attentionScratchPerThread(blockSize: T, headSize: HS)
+    let keysTransposed = scratch + T * T
     for pair in pairs {
       let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
       let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
@@ -54,41 +56,91 @@ private struct AttentionForward: ParallelKernel {
       let v = q + 2 * C
       let a = att + (b * NH + h) * T * T
       let y = out + b * T * C + h * HS
+      transpose(keysTransposed, ldo: T, k, ldx: 3 * C, rows: T, columns: HS)
       for first in stride(from: 0, to: T, by: attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
         let keys = first + rows
         let block = a + first * T
-        cblas_sgemm(
-          CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(HS),
-          scale, q + first * 3 * C, rowStride, k, rowStride, 0, block, Int32(T))
+        tiledMatmul(
+          block, ldc: T, q + first * 3 * C, rowStride: 3 * C, depthStride: 1, keysTransposed, ldb: T,
+          m: rows, n: keys, depth: HS, alpha: scale, accumulate: false, trim: .columnsBelow(first))
         for i in first..<keys { causalSoftmaxRow(a + i * T, validCount: i + 1, T) }
         var weights = UnsafePointer(block)
         if dropout.isActive {
           applyDropout(scratch + first * T, block, rows: first..<keys, T, dropKey, dropout.probability, base: h * T * T)
           weights = UnsafePointer(scratch + first * T)
         }
-        cblas_sgemm(
-          CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(HS), Int32(keys),
-          1, weights, Int32(T), v, rowStride, 0, y + first * C, Int32(C))
+        tiledMatmul(
+          y + first * C, ldc: C, weights, rowStride: T, depthStride: 1, v, ldb: 3 * C,
+          m: rows, n: HS, depth: keys, alpha: 1, accumulate: false, trim: .depthBelow(first))
       }
     }
   }
 }
 
-/// Numerically stable softmax of row[0..<validCount]; entries from validCount on become 0.
+/// Numerically stable softmax of row[0..<validCount]; entries from validCount to T become 0.
+/// Whole 8-wide chunks throughout: lanes past validCount read as -inf, so they add nothing and come
+/// out as the zeros the row must hold there.
 @inline(__always)
 private func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, validCount n: Int, _ T: Int) {
-  var maxValue = -Float.infinity
-  for j in 0..<n where row[j] > maxValue { maxValue = row[j] }
+  let end = (n + 7) & ~7
+  var maxima = Float8(repeating: -.infinity)
+  for j in stride(from: 0, to: end, by: 8) {
+    let x = loadCausal(row + j, valid: n - j, readable: T - j)
+    maxima.replace(with: x, where: x .> maxima)
+  }
+  let maxValue = horizontalMax(maxima)
   var sums = Float8(repeating: 0)
-  forEachChunk(n) { j, count in
-    let e = vexp(load8(row + j, count) - maxValue)
-    sums += keepFirst(e, count)
-    store8(e, row + j, count)
+  for j in stride(from: 0, to: end, by: 8) {
+    let e = vexp(loadCausal(row + j, valid: n - j, readable: T - j) - maxValue)
+    sums += e
+    store8(e, row + j, min(8, T - j))
   }
   let inverse = 1 / sums.sum()
-  for j in 0..<n { row[j] *= inverse }
-  for j in n..<T { row[j] = 0 }
+  for j in stride(from: 0, to: end, by: 8) {
+    let count = min(8, T - j)
+    store8(load8(row + j, count) * inverse, row + j, count)
+  }
+  if end < T { (row + end).update(repeating: 0, count: T - end) }
+}
+
+/// Eight entries from p on, of which the first `valid` count and the rest read as -inf; only
+/// `readable` entries exist from p on.
+@inline(__always)
+private func loadCausal(_ p: UnsafePointer<Float>, valid: Int, readable: Int) -> Float8 {
+  let x = load8(p, min(8, readable))
+  if valid >= 8 { return x }
+  return x.replacing(with: Float8(repeating: -.infinity), where: laneIndices .>= SIMD8<Int32>(repeating: Int32(valid)))
+}
+
+/// The largest lane, NaN lanes ignored (as the scalar loop `where x > max` would).
+@inline(__always)
+private func horizontalMax(_ x: Float8) -> Float {
+  let a = x.lowHalf.replacing(with: x.highHalf, where: x.highHalf .> x.lowHalf)
+  let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
+  return b[1] > b[0] ? b[1] : b[0]
+}
+
+/// grad[0..<n] = att * (grad - <att, grad>) for n = validCount; grad[n..<keys] = 0. att is 0 past n.
+@inline(__always)
+private func softmaxBackwardRow(
+  _ grad: UnsafeMutablePointer<Float>, _ att: UnsafePointer<Float>, validCount n: Int, _ keys: Int
+) {
+  // What lies in grad past n is not part of the row (it may be a product past the diagonal, or
+  // left from another head), so it is masked rather than trusted to meet a zero weight.
+  let end = (n + 7) & ~7
+  var dots = Float8()
+  for j in stride(from: 0, to: end, by: 8) {
+    let count = min(8, keys - j)
+    dots.addProduct(load8(att + j, count), keepFirst(load8(grad + j, count), n - j))
+  }
+  let dot = dots.sum()
+  for j in stride(from: 0, to: end, by: 8) {
+    let count = min(8, keys - j)
+    let g = keepFirst(load8(grad + j, count), n - j)
+    store8(load8(att + j, count) * (g - dot), grad + j, count)
+  }
+  if end < keys { (grad + end).update(repeating: 0, count: keys - end) }
 }
 
 /// out[i, j] = x[i, j] * mask / (1 - p) for the causal entries j <= i of the given rows, 0 above.
@@ -110,7 +162,7 @@ private func applyDropout(
 // MARK: - Backward
 
 /// dqkv[B, T, 3C] = gradient with respect to qkv (=), from dout[B, T, C].
-/// scratchWeights, scratchGrad: [threads, T, T] each.
+/// scratchWeights, scratchGrad: [threads, attentionScratchPerThread] each.
 func attentionBackward(
   _ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
   _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>,
@@ -137,11 +189,12 @@ private struct AttentionBackward: ParallelKernel {
   func run(_ pairs: Range<Int>, thread: Int) {
     let HS = C / NH
     let scale = 1 / Float(HS).squareRoot()
-    let rowStride = Int32(3 * C)
     let p = dropout.probability
     let keep = 1 / (1 - p)
-    let scratchWeights = scratchWeights + thread * T * T
-    let scratchGrad = scratchGrad + thread * T * T
+    let perThread = attentionScratchPerThread(blockSize: T, headSize: HS)
+    let scratchWeights = scratchWeights + thread * perThread
+    let valuesTransposed = scratchWeights + T * T
+    let scratchGrad = scratchGrad + thread * perThread
     for pair in pairs {
       let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
       let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
@@ -154,6 +207,7 @@ private struct AttentionBackward: ParallelKernel {
       let dy = dout + b * T * C + h * HS
       let a = att + (b * NH + h) * T * T
       let base = h * T * T
+      transpose(valuesTransposed, ldo: T, v, ldx: 3 * C, rows: T, columns: HS)
       for first in stride(from: 0, to: T, by: attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
         let keys = first + rows
@@ -166,12 +220,12 @@ private struct AttentionBackward: ParallelKernel {
           weights = UnsafePointer(scratchWeights + first * T)
         }
         // dweights = dy v^T;  dv += weights^T dy
-        cblas_sgemm(
-          CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(HS),
-          1, dy + first * C, Int32(C), v, rowStride, 0, grad, Int32(T))
-        cblas_sgemm(
-          CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(HS), Int32(rows),
-          1, weights, Int32(T), dy + first * C, Int32(C), 1, dv, rowStride)
+        tiledMatmul(
+          grad, ldc: T, dy + first * C, rowStride: C, depthStride: 1, valuesTransposed, ldb: T,
+          m: rows, n: keys, depth: HS, alpha: 1, accumulate: false, trim: .columnsBelow(first))
+        tiledMatmul(
+          dv, ldc: 3 * C, weights, rowStride: 1, depthStride: T, dy + first * C, ldb: C,
+          m: keys, n: HS, depth: rows, alpha: 1, accumulate: true, trim: .depthFrom(-first))
         // Through dropout, then softmax row by row: dscores = att * (datt - <att, datt>).
         for (r, i) in (first..<keys).enumerated() {
           let ai = a + i * T
@@ -179,17 +233,15 @@ private struct AttentionBackward: ParallelKernel {
           if dropout.isActive {
             for j in 0...i { gi[j] = dropKey.uniform(base + i * T + j) >= p ? gi[j] * keep : 0 }
           }
-          let dotProduct = simdDot(ai, gi, i + 1)
-          for j in 0...i { gi[j] = ai[j] * (gi[j] - dotProduct) }
-          for j in (i + 1)..<keys { gi[j] = 0 }
+          softmaxBackwardRow(gi, ai, validCount: i + 1, keys)
         }
         // dq = scale * dscores k;  dk += scale * dscores^T q
-        cblas_sgemm(
-          CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(HS), Int32(keys),
-          scale, grad, Int32(T), k, rowStride, 0, dq + first * 3 * C, rowStride)
-        cblas_sgemm(
-          CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(HS), Int32(rows),
-          scale, grad, Int32(T), q + first * 3 * C, rowStride, 1, dk, rowStride)
+        tiledMatmul(
+          dq + first * 3 * C, ldc: 3 * C, grad, rowStride: T, depthStride: 1, k, ldb: 3 * C,
+          m: rows, n: HS, depth: keys, alpha: scale, accumulate: false, trim: .depthBelow(first))
+        tiledMatmul(
+          dk, ldc: 3 * C, grad, rowStride: 1, depthStride: T, q + first * 3 * C, ldb: 3 * C,
+          m: keys, n: HS, depth: rows, alpha: scale, accumulate: true, trim: .depthFrom(-first))
       }
     }
   }

@@ -4,6 +4,17 @@
 private let inverseSqrt2: Float = 0.707_106_781_186_547_5
 private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 
+@inline(__always)
+private func gelu(_ x: Float8) -> Float8 { 0.5 * x * (1 + verf(x * inverseSqrt2)) }
+
+/// Phi(x) + x phi(x)
+@inline(__always)
+private func geluDerivative(_ x: Float8) -> Float8 {
+  let cdf = 0.5 * (1 + verf(x * inverseSqrt2))
+  let pdf = inverseSqrt2Pi * vexp(-0.5 * x * x)
+  return cdf.addingProduct(x, pdf)
+}
+
 // MARK: - Forward
 
 /// out[N] = gelu(inp[N])
@@ -18,11 +29,9 @@ private struct GELUForward: ParallelKernel {
   let inp: UnsafePointer<Float>
 
   func run(_ range: Range<Int>, thread: Int) {
-    forEachChunk(range.count) { j, n in
-      let i = range.lowerBound + j
-      let x = load8(inp + i, n)
-      store8(0.5 * x * (1 + verf(x * inverseSqrt2)), out + i, n)
-    }
+    let inp = inp + range.lowerBound
+    let out = out + range.lowerBound
+    forEachChunk(range.count) { i, n in store8(gelu(load8(inp + i, n)), out + i, n) }
   }
 }
 
@@ -42,12 +51,9 @@ private struct GELUBackward: ParallelKernel {
   let dout: UnsafePointer<Float>
 
   func run(_ range: Range<Int>, thread: Int) {
-    forEachChunk(range.count) { j, n in
-      let i = range.lowerBound + j
-      let x = load8(inp + i, n)
-      let cdf = 0.5 * (1 + verf(x * inverseSqrt2))
-      let pdf = inverseSqrt2Pi * vexp(-0.5 * x * x)
-      store8(load8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
+    let (dinp, inp, dout) = (dinp + range.lowerBound, inp + range.lowerBound, dout + range.lowerBound)
+    forEachChunk(range.count) { i, n in
+      store8(load8(dout + i, n) * geluDerivative(load8(inp + i, n)), dinp + i, n)
     }
   }
 }

@@ -1,0 +1,159 @@
+// Register-tiled matrix products for attention's per-(batch, head) matrices. With head sizes of
+// 32-64 and query blocks of 64 rows, each product is a few hundred kFLOP, and cblas_sgemm's packing
+// and call cost took most of its time (tiny, 1 thread: 19 µs per head's forward, of which the
+// arithmetic at the BLAS peak is 6). Here a tile of 4 rows × 16 columns of the result stays in eight
+// SIMD8 registers while the inner dimension streams past: per step two loads of b, four broadcasts
+// of a, eight fused multiply-adds. Operands are read where they lie (strided), so nothing is packed.
+
+/// The part of each tile of result rows r0..<r1 that a causal mask leaves (offset: the query block's
+/// first row, so that row r of the block is query first + r).
+enum CausalTrim {
+  case none
+  /// Only columns 0..<(r1 + offset): scores, where key j counts for query i only when j <= i.
+  case columnsBelow(Int)
+  /// Only depth 0..<(r1 + offset): weights × values, where a(r, k) = 0 above the diagonal.
+  case depthBelow(Int)
+  /// Only depth from (r0 + offset) on: transposed weights, where a(r, k) = 0 for k + first < r.
+  case depthFrom(Int)
+}
+
+/// c[r, 0..<n] = alpha * Σ_k a(r, k) b[k, 0..<n]  (+ c[r, 0..<n] when accumulating), r in 0..<m,
+/// k in 0..<depth, where a(r, k) = a[r * rowStride + k * depthStride] (so a may be a transpose),
+/// b's rows are contiguous at stride ldb and c's at stride ldc. Columns that `trim` drops keep their
+/// old contents; columns past the trim but inside the last 8-wide chunk may be written.
+func tiledMatmul(
+  _ c: UnsafeMutablePointer<Float>, ldc: Int,
+  _ a: UnsafePointer<Float>, rowStride: Int, depthStride: Int,
+  _ b: UnsafePointer<Float>, ldb: Int,
+  m: Int, n: Int, depth: Int, alpha: Float, accumulate: Bool, trim: CausalTrim = .none
+) {
+  var r0 = 0
+  while r0 < m {
+    let r1 = min(r0 + 4, m)
+    var (columnEnd, depthBegin, depthEnd) = (n, 0, depth)
+    switch trim {
+    case .none: break
+    case .columnsBelow(let offset): columnEnd = min(n, r1 + offset)
+    case .depthBelow(let offset): depthEnd = min(depth, r1 + offset)
+    case .depthFrom(let offset): depthBegin = min(depth, max(0, r0 + offset))
+    }
+    // A tile past the last row repeats that row: computed, never stored.
+    let rows = TileRows(
+      a + r0 * rowStride, a + min(r0 + 1, m - 1) * rowStride,
+      a + min(r0 + 2, m - 1) * rowStride, a + min(r0 + 3, m - 1) * rowStride, count: r1 - r0)
+    let out = c + r0 * ldc
+    let depthRange = depthBegin..<max(depthBegin, depthEnd)
+    var j = 0
+    while j + 16 <= columnEnd {
+      tile16(
+        out + j, ldc, rows, depthStride, b + j, ldb, depthRange, alpha, accumulate)
+      j += 16
+    }
+    while j < columnEnd {
+      tile8(
+        out + j, ldc, rows, depthStride, b + j, ldb, depthRange, alpha, accumulate,
+        width: min(8, n - j))
+      j += 8
+    }
+    r0 += 4
+  }
+}
+
+/// Four rows of a (the last ones possibly repeated), and how many of them are real.
+struct TileRows {
+  let r0, r1, r2, r3: UnsafePointer<Float>
+  let count: Int
+
+  init(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>,
+       _ r3: UnsafePointer<Float>, count: Int) {
+    (self.r0, self.r1, self.r2, self.r3, self.count) = (r0, r1, r2, r3, count)
+  }
+}
+
+@inline(__always)
+private func tile16(
+  _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ a: TileRows, _ depthStride: Int,
+  _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>, _ alpha: Float, _ accumulate: Bool
+) {
+  var (c00, c01, c10, c11) = (Float8(), Float8(), Float8(), Float8())
+  var (c20, c21, c30, c31) = (Float8(), Float8(), Float8(), Float8())
+  for k in depth {
+    let bk = UnsafeRawPointer(b + k * ldb)
+    let b0 = bk.loadUnaligned(as: Float8.self)
+    let b1 = bk.loadUnaligned(fromByteOffset: 32, as: Float8.self)
+    let ak = k * depthStride
+    let x0 = Float8(repeating: a.r0[ak])
+    c00.addProduct(x0, b0)
+    c01.addProduct(x0, b1)
+    let x1 = Float8(repeating: a.r1[ak])
+    c10.addProduct(x1, b0)
+    c11.addProduct(x1, b1)
+    let x2 = Float8(repeating: a.r2[ak])
+    c20.addProduct(x2, b0)
+    c21.addProduct(x2, b1)
+    let x3 = Float8(repeating: a.r3[ak])
+    c30.addProduct(x3, b0)
+    c31.addProduct(x3, b1)
+  }
+  storeRow(c, c00, c01, alpha, accumulate)
+  if a.count > 1 { storeRow(c + ldc, c10, c11, alpha, accumulate) }
+  if a.count > 2 { storeRow(c + 2 * ldc, c20, c21, alpha, accumulate) }
+  if a.count > 3 { storeRow(c + 3 * ldc, c30, c31, alpha, accumulate) }
+}
+
+@inline(__always)
+private func storeRow(
+  _ c: UnsafeMutablePointer<Float>, _ low: Float8, _ high: Float8, _ alpha: Float, _ accumulate: Bool
+) {
+  let raw = UnsafeMutableRawPointer(c)
+  if accumulate {
+    raw.storeBytes(of: UnsafeRawPointer(c).loadUnaligned(as: Float8.self).addingProduct(low, alpha), as: Float8.self)
+    raw.storeBytes(
+      of: UnsafeRawPointer(c + 8).loadUnaligned(as: Float8.self).addingProduct(high, alpha),
+      toByteOffset: 32, as: Float8.self)
+  } else {
+    raw.storeBytes(of: low * alpha, as: Float8.self)
+    raw.storeBytes(of: high * alpha, toByteOffset: 32, as: Float8.self)
+  }
+}
+
+/// One 8-wide column chunk, of which the first `width` columns are read and written.
+@inline(__always)
+private func tile8(
+  _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ a: TileRows, _ depthStride: Int,
+  _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>, _ alpha: Float, _ accumulate: Bool,
+  width: Int
+) {
+  var (c0, c1, c2, c3) = (Float8(), Float8(), Float8(), Float8())
+  for k in depth {
+    let bk = load8(b + k * ldb, width)
+    let ak = k * depthStride
+    c0.addProduct(Float8(repeating: a.r0[ak]), bk)
+    c1.addProduct(Float8(repeating: a.r1[ak]), bk)
+    c2.addProduct(Float8(repeating: a.r2[ak]), bk)
+    c3.addProduct(Float8(repeating: a.r3[ak]), bk)
+  }
+  let results = (c0, c1, c2, c3)
+  for r in 0..<a.count {
+    let value: Float8
+    switch r {
+    case 0: value = results.0
+    case 1: value = results.1
+    case 2: value = results.2
+    default: value = results.3
+    }
+    let row = c + r * ldc
+    store8(accumulate ? load8(row, width).addingProduct(value, alpha) : value * alpha, row, width)
+  }
+}
+
+/// out[j, i] = x[i, j] for i in 0..<rows, j in 0..<columns; x's rows at stride ldx, out's at ldo.
+func transpose(
+  _ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int,
+  rows: Int, columns: Int
+) {
+  for i in 0..<rows {
+    let xi = x + i * ldx
+    for j in 0..<columns { out[j * ldo + i] = xi[j] }
+  }
+}
