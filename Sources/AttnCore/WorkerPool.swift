@@ -1,7 +1,8 @@
-// Threads for the work between the sgemms (attention per batch and head, GELU, LayerNorm, softmax,
-// the optimizer): OpenBLAS parallelises inside each sgemm, but with 2 threads and everything else on
-// one, the elementwise and attention passes capped the step (Amdahl). The pool's threads start once
-// and wait on semaphores.
+// The threads every kernel of a step is shared among: each sgemm by rows, attention by (batch, head),
+// the elementwise passes and the optimizer by ranges. The pool's threads start once. Between jobs a
+// worker spins on a generation counter for a while and only then sleeps on its semaphore: waking a
+// sleeping thread cost about 7.6 µs per job here, against 0.9 µs when it spins, and a tiny step runs
+// about 70 jobs.
 // A job is a struct conforming to ParallelKernel, handed to the workers as a pointer to the
 // caller's stack plus its type: a closure would not do, because making a non-escaping closure
 // reachable from another thread (withoutActuallyEscaping, concurrentPerform) allocates on every
@@ -9,6 +10,7 @@
 // OpenBLAS itself runs on one thread (ComputeThreads.set): the pool's threads call it.
 
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -28,6 +30,10 @@ extension ParallelKernel {
   }
 }
 
+/// How many times a waiting thread polls before it sleeps (workers) or starts yielding (the caller):
+/// some tens of microseconds, enough to cover the gaps between the kernels of a step.
+let spinIterations = 40_000
+
 public final class WorkerPool: @unchecked Sendable {
   /// The pool a model built now will use; resized by ComputeThreads.set. A model keeps the pool it
   /// was built with (its scratch buffers are sized for it), so resizing never races a running model.
@@ -36,9 +42,12 @@ public final class WorkerPool: @unchecked Sendable {
   public static let serial = WorkerPool(threads: 1)
 
   public let threads: Int
-  private let wake: [DispatchSemaphore]
-  private let finished = DispatchSemaphore(value: 0)
-  // The job in flight, set by parallelFor before waking the workers.
+  private let workers: [Worker]
+  /// Bumped once per job: a worker runs a job when it sees a generation it has not run.
+  private let generation = Atomic<Int>(0)
+  /// Workers still running the current job.
+  private let running = Atomic<Int>(0)
+  // The job in flight, set by parallelFor before it bumps the generation.
   private var job: UnsafeRawPointer?
   private var jobType: (any ParallelKernel.Type)?
   private var jobCount = 0
@@ -46,7 +55,7 @@ public final class WorkerPool: @unchecked Sendable {
 
   public init(threads: Int) {
     self.threads = max(1, threads)
-    wake = (1..<max(1, threads)).map { _ in DispatchSemaphore(value: 0) }
+    workers = (1..<max(1, threads)).map { _ in Worker() }
     for worker in 1..<self.threads {
       let context = Unmanaged.passRetained(WorkerStart(pool: self, index: worker)).toOpaque()
       var thread = pthread_t()
@@ -60,6 +69,12 @@ public final class WorkerPool: @unchecked Sendable {
     }
   }
 
+  /// Where a worker sleeps when no job came while it spun; `sleeping` tells the caller to signal.
+  private final class Worker {
+    let wake = DispatchSemaphore(value: 0)
+    let sleeping = Atomic<Bool>(false)
+  }
+
   private final class WorkerStart {
     let pool: WorkerPool
     let index: Int
@@ -70,11 +85,35 @@ public final class WorkerPool: @unchecked Sendable {
   }
 
   private func serve(_ index: Int) {
+    var seen = 0
     while true {
-      wake[index - 1].wait()
+      seen = waitForJob(after: seen, worker: workers[index - 1])
       let range = share(index)
       if !range.isEmpty { jobType!.run(at: job!, range, thread: index) }
-      finished.signal()
+      running.subtract(1, ordering: .releasing)
+    }
+  }
+
+  /// Returns the generation of the next job, spinning first and then sleeping until signalled.
+  private func waitForJob(after seen: Int, worker: Worker) -> Int {
+    while true {
+      for _ in 0..<spinIterations {
+        let current = generation.load(ordering: .acquiring)
+        if current != seen { return current }
+      }
+      // Announce the sleep, then look once more: either this load sees a new generation, or the
+      // caller's exchange (after its bump, in the same total order) sees the flag and signals.
+      worker.sleeping.store(true, ordering: .sequentiallyConsistent)
+      if generation.load(ordering: .sequentiallyConsistent) == seen {
+        worker.wake.wait()
+      } else if !worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+        // The caller took the flag first and signalled: consume that signal so none is left over.
+        worker.wake.wait()
+      }
+      // A caller preempted between its bump and its exchange may signal for a job this worker
+      // has already run (seen while spinning): then there is nothing new, and it waits again.
+      let current = generation.load(ordering: .acquiring)
+      if current != seen { return current }
     }
   }
 
@@ -96,10 +135,19 @@ public final class WorkerPool: @unchecked Sendable {
       jobType = Kernel.self
       jobCount = count
       jobGranularity = granularity
-      for semaphore in wake { semaphore.signal() }
+      running.store(threads - 1, ordering: .relaxed)
+      generation.add(1, ordering: .sequentiallyConsistent)
+      for worker in workers where worker.sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+        worker.wake.signal()
+      }
       let range = share(0)
       if !range.isEmpty { pointer.pointee.run(range, thread: 0) }
-      for _ in wake { finished.wait() }
+      // Yield after a while: with more threads than cores, the workers may need this core.
+      var spins = 0
+      while running.load(ordering: .acquiring) > 0 {
+        spins += 1
+        if spins > spinIterations { sched_yield() }
+      }
       job = nil
       jobType = nil
     }
@@ -107,7 +155,8 @@ public final class WorkerPool: @unchecked Sendable {
 
   static func resize(_ threads: Int) {
     guard threads != shared.threads else { return }
-    // The old pool's threads stay parked on their semaphores; resizing happens once at start-up.
+    // The old pool's threads spin out and stay asleep on their semaphores; resizing happens once
+    // at start-up.
     shared = WorkerPool(threads: threads)
   }
 }
