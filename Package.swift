@@ -6,7 +6,7 @@ import PackageDescription
 // Kernels are compiled for AVX2+FMA: without a CPU target that has FMA, `addingProduct` becomes a
 // library call per lane (measured ~5x slower here; see ../shared/PLATFORM.md).
 let numericFlags: [SwiftSetting] = [
-  .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-enforce-exclusivity=unchecked"])
+  .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-enforce-exclusivity=unchecked", "-Xcc", "-fno-math-errno"])
 ]
 
 let package = Package(
