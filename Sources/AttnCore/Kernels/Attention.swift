@@ -170,8 +170,6 @@ func attentionBackward(
   _ dropout: DropoutContext, layer: Int,
   _ B: Int, _ T: Int, _ C: Int, _ NH: Int, _ pool: WorkerPool
 ) {
-  // dk and dv collect contributions from every later query block.
-  dqkv.update(repeating: 0, count: B * T * 3 * C)
   pool.parallelFor(
     B * NH,
     AttentionBackward(
@@ -208,9 +206,12 @@ private struct AttentionBackward: ParallelKernel {
       let a = att + (b * NH + h) * T * T
       let base = h * T * T
       transpose(valuesTransposed, ldo: T, v, ldx: 3 * C, rows: T, columns: HS)
-      for first in stride(from: 0, to: T, by: attentionBlockRows) {
+      // Last query block first: it reaches every key, so it sets dk and dv (=) and the earlier
+      // blocks add to them; dqkv needs no zeroing pass.
+      for first in stride(from: (T - 1) / attentionBlockRows * attentionBlockRows, through: 0, by: -attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
         let keys = first + rows
+        let accumulate = keys < T
         let block = a + first * T
         let grad = scratchGrad + first * T
         // The weights that multiplied v: the dropped-out ones when dropout was on.
@@ -225,7 +226,7 @@ private struct AttentionBackward: ParallelKernel {
           m: rows, n: keys, depth: HS, alpha: 1, accumulate: false, trim: .columnsBelow(first))
         tiledMatmul(
           dv, ldc: 3 * C, weights, rowStride: 1, depthStride: T, dy + first * C, ldb: C,
-          m: keys, n: HS, depth: rows, alpha: 1, accumulate: true, trim: .depthFrom(-first))
+          m: keys, n: HS, depth: rows, alpha: 1, accumulate: accumulate, trim: .depthFrom(-first))
         // Through dropout, then softmax row by row: dscores = att * (datt - <att, datt>).
         for (r, i) in (first..<keys).enumerated() {
           let ai = a + i * T
@@ -241,7 +242,7 @@ private struct AttentionBackward: ParallelKernel {
           m: rows, n: HS, depth: keys, alpha: scale, accumulate: false, trim: .depthBelow(first))
         tiledMatmul(
           dk, ldc: 3 * C, grad, rowStride: 1, depthStride: T, q + first * 3 * C, ldb: 3 * C,
-          m: keys, n: HS, depth: rows, alpha: scale, accumulate: true, trim: .depthFrom(-first))
+          m: keys, n: HS, depth: rows, alpha: scale, accumulate: accumulate, trim: .depthFrom(-first))
       }
     }
   }

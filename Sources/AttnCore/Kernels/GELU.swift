@@ -1,14 +1,16 @@
 // The exact GELU, 0.5 x (1 + erf(x / sqrt 2)): PyTorch's nn.GELU() default, which nanoGPT uses.
-// erf and exp come from VectorMath.swift, eight lanes at a time.
+// erf and exp come from VectorMath.swift, eight lanes at a time. The loops are written out rather
+// than given to forEachChunk: its closure, with erf and exp inlined into it, became a function
+// called per chunk (measured 15% slower for the backward).
 
 private let inverseSqrt2: Float = 0.707_106_781_186_547_5
 private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 
-@inline(__always)
+@_transparent
 private func gelu(_ x: Float8) -> Float8 { 0.5 * x * (1 + verf(x * inverseSqrt2)) }
 
 /// Phi(x) + x phi(x)
-@inline(__always)
+@_transparent
 private func geluDerivative(_ x: Float8) -> Float8 {
   let cdf = 0.5 * (1 + verf(x * inverseSqrt2))
   let pdf = inverseSqrt2Pi * vexp(-0.5 * x * x)
@@ -29,9 +31,13 @@ private struct GELUForward: ParallelKernel {
   let inp: UnsafePointer<Float>
 
   func run(_ range: Range<Int>, thread: Int) {
-    let inp = inp + range.lowerBound
-    let out = out + range.lowerBound
-    forEachChunk(range.count) { i, n in store8(gelu(load8(inp + i, n)), out + i, n) }
+    var i = range.lowerBound
+    while i + 8 <= range.upperBound {
+      store8(gelu(load8(inp + i, 8)), out + i, 8)
+      i += 8
+    }
+    let rest = range.upperBound - i
+    if rest > 0 { store8(gelu(load8(inp + i, rest)), out + i, rest) }
   }
 }
 
@@ -51,9 +57,12 @@ private struct GELUBackward: ParallelKernel {
   let dout: UnsafePointer<Float>
 
   func run(_ range: Range<Int>, thread: Int) {
-    let (dinp, inp, dout) = (dinp + range.lowerBound, inp + range.lowerBound, dout + range.lowerBound)
-    forEachChunk(range.count) { i, n in
-      store8(load8(dout + i, n) * geluDerivative(load8(inp + i, n)), dinp + i, n)
+    var i = range.lowerBound
+    while i + 8 <= range.upperBound {
+      store8(load8(dout + i, 8) * geluDerivative(load8(inp + i, 8)), dinp + i, 8)
+      i += 8
     }
+    let rest = range.upperBound - i
+    if rest > 0 { store8(load8(dout + i, rest) * geluDerivative(load8(inp + i, rest)), dinp + i, rest) }
   }
 }

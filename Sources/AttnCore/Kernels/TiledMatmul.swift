@@ -43,8 +43,10 @@ func tiledMatmul(
       a + min(r0 + 2, m - 1) * rowStride, a + min(r0 + 3, m - 1) * rowStride, count: r1 - r0)
     let out = c + r0 * ldc
     let depthRange = depthBegin..<max(depthBegin, depthEnd)
+    // Whole 8-wide chunks up to the trim, so that a trim at 12 columns takes one 16-wide tile.
+    let chunkEnd = min(n, (columnEnd + 7) & ~7)
     var j = 0
-    while j + 16 <= columnEnd {
+    while j + 16 <= chunkEnd {
       tile16(
         out + j, ldc, rows, depthStride, b + j, ldb, depthRange, alpha, accumulate)
       j += 16
