@@ -1,4 +1,5 @@
 // The optimizers, each one pass over the flat parameter buffer, with PyTorch's update rules:
+// (gradient clipping's scaling happens in the same pass: see gradientClipping at the end)
 // SGD (momentum, Nesterov), Adam and RMSprop with L2 weight decay added to the gradient, and AdamW
 // with decoupled decay. Weight decay applies to weight matrices, to embeddings when configured,
 // and never to biases or LayerNorm parameters.
@@ -81,8 +82,9 @@ public final class Optimizer {
 
   public func buffer(named name: String) -> FloatBuffer? { state.first { $0.name == name }?.buffer }
 
-  /// One update of `parameters` from `gradients` at the given learning rate.
-  public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float) {
+  /// One update of `parameters` from `gradients * gradientScale` at the given learning rate (the
+  /// gradient buffer itself is left as it is). gradientScale is what gradientClipping returns.
+  public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float, gradientScale: Float = 1) {
     stepCount += 1
     let s = settings
     let p = parameters.pointer
@@ -98,7 +100,8 @@ public final class Optimizer {
       let update = Update(
         settings: s, p: p + range.lowerBound, g: g + range.lowerBound,
         first: first.map { $0 + range.lowerBound }, second: second.map { $0 + range.lowerBound },
-        lr: lr, wd: decay ? s.weightDecay : 0, stepSize: stepSize, inverseCorrection2: inverseCorrection2)
+        lr: lr, wd: decay ? s.weightDecay : 0, stepSize: stepSize, inverseCorrection2: inverseCorrection2,
+        gradientScale: gradientScale)
       pool.parallelFor(range.count, granularity: 4096, update)
     }
   }
@@ -110,7 +113,7 @@ private struct Update: ParallelKernel {
   let p: UnsafeMutablePointer<Float>
   let g: UnsafePointer<Float>
   let first, second: UnsafeMutablePointer<Float>?
-  let lr, wd, stepSize, inverseCorrection2: Float
+  let lr, wd, stepSize, inverseCorrection2, gradientScale: Float
 
   func run(_ part: Range<Int>, thread: Int) {
     let s = settings
@@ -119,15 +122,17 @@ private struct Update: ParallelKernel {
     let (pp, gg) = (p + lower, g + lower)
     switch s.kind {
     case .sgd:
-      sgdUpdate(pp, gg, first.map { $0 + lower }, n, lr: lr, wd: wd, momentum: s.momentum, nesterov: s.nesterov)
+      sgdUpdate(
+        pp, gg, first.map { $0 + lower }, n, scale: gradientScale, lr: lr, wd: wd, momentum: s.momentum,
+        nesterov: s.nesterov)
     case .adam, .adamw:
       adamUpdate(
-        pp, gg, first! + lower, second! + lower, n, lr: lr, stepSize: stepSize,
+        pp, gg, first! + lower, second! + lower, n, scale: gradientScale, lr: lr, stepSize: stepSize,
         inverseCorrection2: inverseCorrection2, beta1: s.beta1, beta2: s.beta2, eps: s.eps,
         decoupledDecay: s.kind == .adamw ? wd : 0, l2Decay: s.kind == .adam ? wd : 0)
     case .rmsprop:
       rmspropUpdate(
-        pp, gg, first! + lower, second.map { $0 + lower }, n, lr: lr, wd: wd, alpha: s.alpha,
+        pp, gg, first! + lower, second.map { $0 + lower }, n, scale: gradientScale, lr: lr, wd: wd, alpha: s.alpha,
         eps: s.eps, momentum: s.momentum)
     }
   }
@@ -142,19 +147,19 @@ private struct Update: ParallelKernel {
 @inline(__always)
 private func sgdUpdate(
   _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ buf: UnsafeMutablePointer<Float>?,
-  _ n: Int, lr: Float, wd: Float, momentum: Float, nesterov: Bool
+  _ n: Int, scale: Float, lr: Float, wd: Float, momentum: Float, nesterov: Bool
 ) {
   guard let buf else {
     forEachChunk(n) { i, k in
       let pi = load8(p + i, k)
-      store8(pi - lr * (load8(g + i, k) + wd * pi), p + i, k)
+      store8(pi - lr * (load8(g + i, k) * scale + wd * pi), p + i, k)
     }
     return
   }
   // torch starts the buffer at the first gradient; momentum * 0 + g is the same thing.
   forEachChunk(n) { i, k in
     let pi = load8(p + i, k)
-    let d = load8(g + i, k) + wd * pi
+    let d = load8(g + i, k) * scale + wd * pi
     let b = momentum * load8(buf + i, k) + d
     store8(b, buf + i, k)
     store8(pi - lr * (nesterov ? d + momentum * b : b), p + i, k)
@@ -164,13 +169,13 @@ private func sgdUpdate(
 @inline(__always)
 private func adamUpdate(
   _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-  _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, stepSize: Float, inverseCorrection2: Float,
+  _ v: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, lr: Float, stepSize: Float, inverseCorrection2: Float,
   beta1: Float, beta2: Float, eps: Float, decoupledDecay: Float, l2Decay: Float
 ) {
   let shrink = 1 - lr * decoupledDecay
   forEachChunk(n) { i, k in
     let pi = load8(p + i, k)
-    let d = load8(g + i, k) + l2Decay * pi
+    let d = load8(g + i, k) * scale + l2Decay * pi
     let mi = beta1 * load8(m + i, k) + (1 - beta1) * d
     let vi = beta2 * load8(v + i, k) + (1 - beta2) * d * d
     store8(mi, m + i, k)
@@ -183,12 +188,12 @@ private func adamUpdate(
 @inline(__always)
 private func rmspropUpdate(
   _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ sq: UnsafeMutablePointer<Float>,
-  _ buf: UnsafeMutablePointer<Float>?, _ n: Int, lr: Float, wd: Float, alpha: Float, eps: Float,
+  _ buf: UnsafeMutablePointer<Float>?, _ n: Int, scale: Float, lr: Float, wd: Float, alpha: Float, eps: Float,
   momentum: Float
 ) {
   forEachChunk(n) { i, k in
     let pi = load8(p + i, k)
-    let d = load8(g + i, k) + wd * pi
+    let d = load8(g + i, k) * scale + wd * pi
     let s = alpha * load8(sq + i, k) + (1 - alpha) * d * d
     store8(s, sq + i, k)
     let step = d / (s.squareRoot() + eps)
@@ -204,16 +209,12 @@ private func rmspropUpdate(
 
 // MARK: - Clipping
 
-/// Scales the gradients so their global L2 norm is at most maxNorm (0 = no clipping), as
-/// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping.
-@discardableResult
-public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Float {
+/// The global L2 norm of the gradients, and the factor torch.nn.utils.clip_grad_norm_ scales them by:
+/// min(1, maxNorm / (norm + 1e-6)), or 1 when maxNorm is 0 (no clipping). The scaling itself is
+/// done by Optimizer.step(gradientScale:), in its one pass over the buffers; torch multiplies by the
+/// factor even when it is 1, so the result is the same either way.
+public func gradientClipping(_ gradients: FloatBuffer, maxNorm: Float) -> (norm: Float, scale: Float) {
   let norm = Float(sumOfSquares(gradients.pointer, gradients.count).squareRoot())
-  guard maxNorm > 0 else { return norm }
-  let coefficient = maxNorm / (norm + 1e-6)
-  if coefficient < 1 {
-    let g = gradients.pointer
-    for i in 0..<gradients.count { g[i] *= coefficient }
-  }
-  return norm
+  guard maxNorm > 0 else { return (norm, 1) }
+  return (norm, min(1, maxNorm / (norm + 1e-6)))
 }

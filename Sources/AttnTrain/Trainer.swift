@@ -190,8 +190,10 @@ public final class Trainer {
     try communicator.allreduceSum(stepSums)
     let trainLoss = stepSums[0] / Double(tokensPerStep)
     guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
-    clipGradientNorm(model.gradients, maxNorm: Float(config.optimizer.gradClip))
-    optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate))
+    let clipping = gradientClipping(model.gradients, maxNorm: Float(config.optimizer.gradClip))
+    optimizer.step(
+      parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
+      gradientScale: clipping.scale)
     if hooks.perturbRank == communicator.rank && step == 0 {
       model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
     }

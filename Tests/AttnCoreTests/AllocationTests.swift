@@ -39,8 +39,9 @@ import Testing
       model.backward(tokens: tokens, targets: targets, B: 4, T: 16, lossScale: 1 / 64, dropout: context) { range in
         announced += range.count
       }
-      clipGradientNorm(model.gradients, maxNorm: 1)
-      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-3)
+      let clipping = gradientClipping(model.gradients, maxNorm: 1)
+      optimizer.step(
+        parameters: model.parameters, gradients: model.gradients, learningRate: 1e-3, gradientScale: clipping.scale)
       if step >= 2 { allocations.append(attn_allocations_stop()) }
     }
     #expect(allocations == [Int](repeating: 0, count: 10), "allocations per step: \(allocations)")

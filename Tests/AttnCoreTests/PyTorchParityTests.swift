@@ -92,8 +92,10 @@ import Testing
       #expect(abs(loss - Double(expectedLosses[step])) / Double(expectedLosses[step]) < 1e-4,
               "\(name) step \(step): \(loss) vs \(expectedLosses[step])")
       f.model.backward(tokens: f.tokens, targets: f.targets, B: f.B, T: f.T, lossScale: 1 / Float(BT))
-      clipGradientNorm(f.model.gradients, maxNorm: number("grad_clip"))
-      optimizer.step(parameters: f.model.parameters, gradients: f.model.gradients, learningRate: number("adamw_lr"))
+      let clipping = gradientClipping(f.model.gradients, maxNorm: number("grad_clip"))
+      optimizer.step(
+        parameters: f.model.parameters, gradients: f.model.gradients, learningRate: number("adamw_lr"),
+        gradientScale: clipping.scale)
     }
     for tensor in f.model.layout.tensors {
       var expected = try f.file.floats("expected.adamw_final.\(tensor.name)")

@@ -56,8 +56,10 @@ import Testing
       if step == Self.stepBound { break }
       model.zeroGradients()
       model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: scale)
-      clipGradientNorm(model.gradients, maxNorm: clip)
-      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+      let clipping = gradientClipping(model.gradients, maxNorm: clip)
+      optimizer.step(
+        parameters: model.parameters, gradients: model.gradients, learningRate: learningRate,
+        gradientScale: clipping.scale)
     }
     let trace = stride(from: 0, to: losses.count, by: 25).map { String(format: "%d: %.3f", $0, losses[$0]) }
     let steps = reachedAt.map(String.init) ?? "more than \(Self.stepBound)"

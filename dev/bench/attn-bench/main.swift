@@ -99,9 +99,10 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
     let context = DropoutContext(probability: shape.dropout, stepKey: dropoutKey.then(t), firstGlobalSample: 0)
     model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
     model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 1 / Float(B * T), dropout: context)
-    Profiler.measure(.clipping, backward: true) { clipGradientNorm(model.gradients, maxNorm: 1) }
+    let clipping = Profiler.measure(.clipping, backward: true) { gradientClipping(model.gradients, maxNorm: 1) }
     Profiler.measure(.optimizer, backward: true) {
-      optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-4)
+      optimizer.step(
+        parameters: model.parameters, gradients: model.gradients, learningRate: 1e-4, gradientScale: clipping.scale)
     }
   }
   for t in 0..<options.warmup { step(t) }
