@@ -113,7 +113,8 @@ private func loadCausal(_ p: UnsafePointer<Float>, valid: Int, readable: Int) ->
   return x.replacing(with: Float8(repeating: -.infinity), where: laneIndices .>= SIMD8<Int32>(repeating: Int32(valid)))
 }
 
-/// The largest lane, NaN lanes ignored (as the scalar loop `where x > max` would).
+/// The largest lane. (The maxima it is given hold no NaN: `x .> maxima` is false for a NaN lane, as
+/// a scalar `where x > max` would be; a NaN score still reaches exp and makes the row NaN.)
 @inline(__always)
 private func horizontalMax(_ x: Float8) -> Float {
   let a = x.lowHalf.replacing(with: x.highHalf, where: x.highHalf .> x.lowHalf)
