@@ -1,5 +1,5 @@
 // The register-tiled product against a naive Double loop: every trim, shapes that leave partial
-// row tiles (m % 4) and partial column chunks (n % 8, n % 16), a transposed (strided) a, and both
+// row tiles (m % tileRows) and partial column chunks (n % 8, n % 16), a transposed (strided) a, and both
 // the overwriting and the accumulating form. Entries the trim leaves out must keep their contents.
 
 @testable import AttnCore
@@ -67,8 +67,8 @@ import Testing
 
     var worst = 0.0
     for r in 0..<m {
-      let tileFirst = r / 4 * 4
-      let tileEnd = min(tileFirst + 4, m)
+      let tileFirst = r / tileRows * tileRows
+      let tileEnd = min(tileFirst + tileRows, m)
       var (columnEnd, depthBegin, depthEnd) = (n, 0, depth)
       switch c.trim {
       case .none: break
