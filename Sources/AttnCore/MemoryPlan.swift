@@ -16,7 +16,7 @@ public struct MemoryPlan: Sendable, Equatable {
 
   public var totalBytes: Int { parameterBytes + gradientBytes + optimizerBytes + activationBytes }
 
-  /// "parameters 0.4 MB, gradients 0.4 MB, optimizer state 0.9 MB, activations 9.8 MB: 11.5 MB"
+  /// "parameters 0.4 MiB, gradients 0.4 MiB, optimizer state 0.9 MiB, activations 9.8 MiB: 11.5 MiB"
   public var summary: String {
     func mb(_ bytes: Int) -> String {
       let value = Double(bytes) / 1_048_576

@@ -1,8 +1,8 @@
 // The optimizers, each one pass over the flat parameter buffer, with PyTorch's update rules:
-// (gradient clipping's scaling happens in the same pass: see gradientClipping at the end)
 // SGD (momentum, Nesterov), Adam and RMSprop with L2 weight decay added to the gradient, and AdamW
 // with decoupled decay. Weight decay applies to weight matrices, to embeddings when configured,
-// and never to biases or LayerNorm parameters.
+// and never to biases or LayerNorm parameters. Gradient clipping's scaling happens in the same pass
+// (see gradientClipping at the end).
 
 #if canImport(Glibc)
   import Glibc
@@ -140,9 +140,10 @@ private struct Update: ParallelKernel {
 
 // MARK: - Update rules (torch.optim semantics)
 
-// Eight lanes at a time: written as scalar loops, these compiled to scalar code with a libm call
-// for every square root (AdamW was 4% of a shakespeare-char step). Each lane does the scalar
-// formula's operations in the same order, so results are the same as the scalar loop's.
+// Eight lanes at a time. Swift's squareRoot keeps errno semantics, which compiled these loops (and
+// SIMD8.squareRoot too) to a libm call per element; with -fno-math-errno (Package.swift) they become
+// vsqrtps (AdamW was 4% of a shakespeare-char step). Each lane does the scalar formula's operations
+// in the same order, so results are the same as the scalar loop's.
 
 @inline(__always)
 private func sgdUpdate(

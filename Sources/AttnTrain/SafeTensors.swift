@@ -113,7 +113,6 @@ public struct SafeTensorsWriter {
   }
 }
 
-
 /// The product of `shape`, or nil if a dimension is negative or the product overflows.
 func elementCount(_ shape: [Int]) -> Int? {
   var count = 1

@@ -87,7 +87,6 @@ public final class Trainer {
 
   public func train(stopRequested: () -> Bool) throws -> Outcome {
     let training = config.training
-    let tokensPerStep = training.batchSize * training.gradAccumSteps * model.shape.blockSize
     let clock = Stopwatch()
     let startElapsed = state.elapsedSeconds
     var windowStart = clock.seconds
@@ -164,7 +163,6 @@ public final class Trainer {
   public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> (loss: Double, stop: Bool) {
     let training = config.training
     let T = model.shape.blockSize
-    let tokensPerStep = training.batchSize * training.gradAccumSteps * T
     let lossScale = Float(1.0 / Double(tokensPerStep))
     let firstSample = communicator.rank * localBatch
     let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
@@ -198,6 +196,11 @@ public final class Trainer {
       model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
     }
     return (trainLoss, stepSums[1] > 0)
+  }
+
+  /// Tokens of the global batch: every rank's share of every micro-step.
+  private var tokensPerStep: Int {
+    config.training.batchSize * config.training.gradAccumSteps * model.shape.blockSize
   }
 
   private func saveCheckpoint(named name: String) throws {

@@ -24,22 +24,7 @@ private struct LayerNormForward: ParallelKernel {
     for row in rows {
       let x = inp + row * C
       let m = simdSum(x, C) / Float(C)
-      // Two accumulators (as simdSum has): with one, each row waited on a chain of dependent
-      // fused multiply-adds.
-      let full = C & ~15
-      var (squares0, squares1) = (Float8(), Float8())
-      for i in stride(from: 0, to: full, by: 16) {
-        let d0 = load8(x + i, 8) - m
-        let d1 = load8(x + i + 8, 8) - m
-        squares0.addProduct(d0, d0)
-        squares1.addProduct(d1, d1)
-      }
-      for i in stride(from: full, to: C, by: 8) {
-        let count = min(8, C - i)
-        let d = keepFirst(load8(x + i, count) - m, count)
-        squares0.addProduct(d, d)
-      }
-      let s = 1 / ((squares0 + squares1).sum() / Float(C) + layerNormEpsilon).squareRoot()
+      let s = 1 / (simdSquaredDeviations(x, C, from: m) / Float(C) + layerNormEpsilon).squareRoot()
       let y = out + row * C
       for i in 0..<C { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
       mean[row] = m

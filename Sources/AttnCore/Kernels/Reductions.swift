@@ -42,6 +42,29 @@ func simdDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> 
   return total
 }
 
+/// sum of (x[i] - mean)^2: a variance's numerator, with two accumulators as simdSum has (one would
+/// make every row of a LayerNorm wait on a chain of dependent fused multiply-adds).
+@inline(__always)
+func simdSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, from mean: Float) -> Float {
+  var acc0 = SIMD8<Float>(repeating: 0)
+  var acc1 = SIMD8<Float>(repeating: 0)
+  var i = 0
+  while i + 16 <= n {
+    let d0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - mean
+    let d1 = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self) - mean
+    acc0.addProduct(d0, d0)
+    acc1.addProduct(d1, d1)
+    i += 16
+  }
+  var total = (acc0 + acc1).sum()
+  while i < n {
+    let d = x[i] - mean
+    total += d * d
+    i += 1
+  }
+  return total
+}
+
 /// Sum of squares in Double: the global gradient norm must not lose small tensors next to large ones.
 func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
   var total = 0.0
