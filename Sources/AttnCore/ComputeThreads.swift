@@ -6,7 +6,8 @@ import CBLAS
 
 public enum ComputeThreads {
   public static func set(_ count: Int) {
-    // OpenBLAS never threads: otherwise its threads, spinning after each call, take the cores.
+    // Every new pool makes OpenBLAS single-threaded, but resizing to the same size makes no pool,
+    // and a caller may have changed it since (attn-bench does, for its reference sgemm rate).
     openblas_set_num_threads(1)
     WorkerPool.resize(max(1, count))
   }

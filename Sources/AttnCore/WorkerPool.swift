@@ -7,8 +7,12 @@
 // caller's stack plus its type: a closure would not do, because making a non-escaping closure
 // reachable from another thread (withoutActuallyEscaping, concurrentPerform) allocates on every
 // call (measured), and the training step must allocate nothing.
-// OpenBLAS itself runs on one thread (ComputeThreads.set): the pool's threads call it.
+// OpenBLAS itself runs on one thread: the pool's threads call it. Every pool sets that when it is
+// made, because every model is built with a pool: OpenBLAS's default (a thread per core) changes how
+// each sgemm is split, so a model used before anything else had set it computed other bits, and its
+// threads spin after each call on the cores the pool needs.
 
+import CBLAS
 import Dispatch
 import Synchronization
 
@@ -54,6 +58,7 @@ public final class WorkerPool: @unchecked Sendable {
   private var jobGranularity = 1
 
   public init(threads: Int) {
+    openblas_set_num_threads(1)
     self.threads = max(1, threads)
     workers = (1..<max(1, threads)).map { _ in Worker() }
     for worker in 1..<self.threads {
