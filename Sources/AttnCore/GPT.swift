@@ -96,6 +96,7 @@ public final class GPT {
     let p = parameters.pointer
     let a = acts
     let o = offsets
+    let panels = a.weightPanels.pointer
 
     let positions: UnsafePointer<Float>? =
       switch shape.positionEncoding {
@@ -111,7 +112,7 @@ public final class GPT {
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
       Profiler.measure(.layerNorm) { layerNormForward(s.ln1, s.ln1Mean, s.ln1Rstd, residual, w.ln1w, w.ln1b, BT, C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C, pool) }
+      Profiler.measure(.matmul) { matmulForward(s.qkv, s.ln1, w.qkvw, w.qkvb, BT, C, 3 * C, pool, panels: panels) }
       if let rotaryCos, let rotarySin {
         Profiler.measure(.rotary) {
           rotaryInPlace(s.qkv, rotaryCos.pointer, rotarySin.pointer, direction: 1, B, T, C, NH)
@@ -120,13 +121,13 @@ public final class GPT {
       Profiler.measure(.attention) {
         attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
       }
-      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C, pool) }
+      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C, pool, panels: panels) }
       Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
       Profiler.measure(.residual) { residualForward(s.res2, residual, s.attproj, BT * C, pool) }
       Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C, pool) }
+      Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C, pool, panels: panels) }
       Profiler.measure(.gelu) { geluForward(s.fchGelu, s.fch, BT * 4 * C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, pool) }
+      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, pool, panels: panels) }
       Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
       Profiler.measure(.residual) { residualForward(s.res3, s.res2, s.fcproj, BT * C, pool) }
     }
@@ -136,7 +137,7 @@ public final class GPT {
       layerNormForward(
         a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C, pool)
     }
-    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V, pool) }
+    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V, pool, panels: panels) }
     guard let targets else { return 0 }
     crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
     var total = 0.0
@@ -168,6 +169,7 @@ public final class GPT {
     let g = gradients.pointer
     let a = acts
     let d = grads
+    let panels = a.weightPanels.pointer
     let o = offsets
 
     let dlogits = a.logits.pointer
@@ -175,7 +177,7 @@ public final class GPT {
       crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
     }
     Profiler.measure(.lossHead, backward: true) {
-      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool)
+      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool, panels: panels)
     }
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
@@ -200,11 +202,11 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool)
+        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels)
       }
       Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, s.fch, d.dfch.pointer, BT * 4 * C, pool) }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool)
+        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
@@ -216,7 +218,7 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool)
+        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool, panels: panels)
       }
       Profiler.measure(.attention, backward: true) {
         attentionBackward(
@@ -229,7 +231,7 @@ public final class GPT {
         }
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool)
+        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool, panels: panels)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
@@ -301,6 +303,8 @@ private final class Activations {
   let encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2: FloatBuffer
   let ln2, ln2Mean, ln2Rstd, fch, fchGelu, fcproj, res3: FloatBuffer
   let lnf, lnfMean, lnfRstd, logits, lse, losses, scratch: FloatBuffer
+  /// Each linear layer's weight, packed for its products in turn (forward and backward share it).
+  let weightPanels: FloatBuffer
 
   init(_ shape: ModelShape, _ B: Int, threads: Int) {
     let (T, C, NH, V, L) = (shape.blockSize, shape.channels, shape.heads, shape.vocabSize, shape.layers)
@@ -328,11 +332,13 @@ private final class Activations {
     lse = FloatBuffer(count: BT)
     losses = FloatBuffer(count: BT)
     scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
+    let linearShapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C), (V, C)]
+    weightPanels = FloatBuffer(count: linearShapes.compactMap { weightPanelFloats(outputs: $0, inputs: $1) }.max() ?? 0)
   }
 
   var floatCount: Int {
     [encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu,
-     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, scratch].reduce(0) { $0 + $1.count }
+     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, scratch, weightPanels].reduce(0) { $0 + $1.count }
   }
 
   struct Layer {

@@ -5,20 +5,26 @@ import Foundation
 import Testing
 
 @Suite struct KernelGradientTests {
-  @Test func matmul() {
-    let (BT, C, OC) = (5, 7, 3)
+  /// Both ways a linear layer is computed: sgemm, and the weight packed into panels (19 outputs: one
+  /// whole 16-column panel and a partial one).
+  @Test(arguments: [false, true]) func matmul(packed: Bool) {
+    let (BT, C, OC) = (5, 7, packed ? 19 : 3)
+    let panels = FloatBuffer(count: weightPanelFloats(outputs: OC, inputs: C)!)
+    let scratch = packed ? panels.pointer : nil
     let inp = randomBuffer(BT * C, seed: 1)
     let weight = randomBuffer(OC * C, seed: 2)
     let bias = randomBuffer(OC, seed: 3)
     let out = FloatBuffer(count: BT * OC)
     let dout = randomBuffer(BT * OC, seed: 4)
     func objective() -> Double {
-      matmulForward(out.pointer, inp.pointer, weight.pointer, bias.pointer, BT, C, OC, .serial)
+      matmulForward(out.pointer, inp.pointer, weight.pointer, bias.pointer, BT, C, OC, .serial, panels: scratch)
       return weightedSum(out.pointer, dout.pointer, BT * OC)
     }
     let (dinp, dweight, dbias) = (FloatBuffer(count: BT * C), FloatBuffer(count: OC * C), FloatBuffer(count: OC))
     _ = objective()
-    matmulBackward(dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer, BT, C, OC, .serial)
+    matmulBackward(
+      dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer, BT, C, OC, .serial,
+      panels: scratch)
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: BT * C, objective: objective)
     expectGradientMatches("weight", analytic: dweight.pointer, x: weight.pointer, count: OC * C, objective: objective)
     expectGradientMatches("bias", analytic: dbias.pointer, x: bias.pointer, count: OC, objective: objective)

@@ -1,5 +1,7 @@
 // Linear layer: out = inp @ weight^T + bias, weight in PyTorch's [out, in] layout.
-// BT rows (batch x time), C input channels, OC output channels. Every product goes through sgemm.
+// BT rows (batch x time), C input channels, OC output channels. Given panel scratch, the forward and
+// input-gradient products go through packed weight panels (WeightPanels.swift); the weight gradient,
+// and every product of a weight too large for panels, through sgemm.
 
 import CBLAS
 
@@ -8,7 +10,8 @@ import CBLAS
 // as many threads as cores they took the cores the pool needed (attention, GELU and AdamW ran no
 // faster on 2 threads than on 1; measured). sgemm's rounding depends on the shape it is given, so a
 // different thread count changes results in the last bits; the same thread count repeats them
-// exactly. (Blocks of a fixed shape at every thread count cost 5-10% here: measured, not kept.)
+// exactly. (Blocks of a fixed shape at every thread count cost 5-10% here: measured, not kept.) The
+// panel products add in the same order at every thread count.
 
 /// Rows are shared in multiples of 16, which the sgemm kernels tile by.
 let matmulRowGranularity = 16
@@ -16,12 +19,34 @@ let matmulRowGranularity = 16
 // MARK: - Forward
 
 /// out[BT, OC] = inp[BT, C] @ weight[OC, C]^T + bias[OC]   (out is written: =)
+/// panels: nil, or scratch of weightPanelFloats(outputs: OC, inputs: C) floats when that is not nil.
 func matmulForward(
   _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
   _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
 ) {
-  pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulForwardRows(out: out, inp: inp, weight: weight, bias: bias, C: C, OC: OC))
+  if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
+    packPanels(panels, weight, depthStride: 1, columnStride: C, depth: C, columns: OC)
+    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: out, a: inp, panels: panels, bias: bias, n: OC, depth: C))
+  } else {
+    pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulForwardRows(out: out, inp: inp, weight: weight, bias: bias, C: C, OC: OC))
+  }
+}
+
+/// c[rows] = a[rows] @ b (+ bias), with b packed into panels: c[BT, n], a[BT, depth].
+private struct PanelRows: ParallelKernel {
+  let c: UnsafeMutablePointer<Float>
+  let a, panels: UnsafePointer<Float>
+  let bias: UnsafePointer<Float>?
+  let n, depth: Int
+
+  init(c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, panels: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, n: Int, depth: Int) {
+    (self.c, self.a, self.panels, self.bias, self.n, self.depth) = (c, a, UnsafePointer(panels), bias, n, depth)
+  }
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    panelMatmul(c, ldc: n, a, rowStride: depth, panels, bias: bias, rows: rows, n: n, depth: depth)
+  }
 }
 
 private struct MatmulForwardRows: ParallelKernel {
@@ -46,13 +71,19 @@ private struct MatmulForwardRows: ParallelKernel {
 // MARK: - Backward
 
 /// dinp[BT, C] = dout @ weight (=);  dweight[OC, C] += dout^T @ inp;  dbias[OC] += column sums of dout.
+/// panels: as for matmulForward.
 func matmulBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
   _ dbias: UnsafeMutablePointer<Float>?,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
 ) {
-  pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
+  if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
+    packPanels(panels, weight, depthStride: C, columnStride: 1, depth: OC, columns: C)
+    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: dinp, a: dout, panels: panels, bias: nil, n: C, depth: OC))
+  } else {
+    pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
+  }
   pool.parallelFor(OC, granularity: matmulRowGranularity, MatmulWeightGradientRows(dweight: dweight, dout: dout, inp: inp, BT: BT, C: C, OC: OC))
   if let dbias { pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC)) }
 }

@@ -44,13 +44,19 @@ func tiledMatmul(
     let chunkEnd = min(n, (columnEnd + 7) & ~7)
     var j = 0
     while j + 16 <= chunkEnd {
-      tile16(out + j, ldc, rows, depthStride, b + j, ldb, depthRange, alpha, accumulate)
+      let sums = tileSums16(rows, depthStride, b + j, ldb, depthRange)
+      for r in 0..<rows.count {
+        let (low, high) = sums.row(r)
+        let row = out + r * ldc + j
+        storeScaled(low, row, 8, alpha, accumulate)
+        storeScaled(high, row + 8, 8, alpha, accumulate)
+      }
       j += 16
     }
     while j < columnEnd {
-      tile8(
-        out + j, ldc, rows, depthStride, b + j, ldb, depthRange, alpha, accumulate,
-        width: min(8, n - j))
+      let width = min(8, n - j)
+      let sums = tileSums8(rows, depthStride, b + j, ldb, depthRange, width: width)
+      for r in 0..<rows.count { storeScaled(sums.row(r), out + r * ldc + j, width, alpha, accumulate) }
       j += 8
     }
     r0 = r1
@@ -75,10 +81,34 @@ struct TileRows {
 }
 
 @inline(__always)
-private func tile16(
-  _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ a: TileRows, _ depthStride: Int,
-  _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>, _ alpha: Float, _ accumulate: Bool
+private func storeScaled(
+  _ sums: Float8, _ c: UnsafeMutablePointer<Float>, _ width: Int, _ alpha: Float, _ accumulate: Bool
 ) {
+  store8(accumulate ? load8(c, width).addingProduct(sums, alpha) : sums * alpha, c, width)
+}
+
+/// The sums of a tile of 6 rows × 16 columns: row r's first eight columns and its last eight.
+struct TileSums16 {
+  var c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51: Float8
+
+  @inline(__always)
+  func row(_ r: Int) -> (Float8, Float8) {
+    switch r {
+    case 0: (c00, c01)
+    case 1: (c10, c11)
+    case 2: (c20, c21)
+    case 3: (c30, c31)
+    case 4: (c40, c41)
+    default: (c50, c51)
+    }
+  }
+}
+
+/// Σ_k a(r, k) b[k, 0..<16] for the tile's rows, k in depth (b's rows at stride ldb).
+@inline(__always)
+func tileSums16(
+  _ a: TileRows, _ depthStride: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>
+) -> TileSums16 {
   var (c00, c01, c10, c11, c20, c21) = (Float8(), Float8(), Float8(), Float8(), Float8(), Float8())
   var (c30, c31, c40, c41, c50, c51) = (Float8(), Float8(), Float8(), Float8(), Float8(), Float8())
   for k in depth {
@@ -105,37 +135,34 @@ private func tile16(
     c50.addProduct(x, b0)
     c51.addProduct(x, b1)
   }
-  storeRow(c, c00, c01, alpha, accumulate)
-  if a.count > 1 { storeRow(c + ldc, c10, c11, alpha, accumulate) }
-  if a.count > 2 { storeRow(c + 2 * ldc, c20, c21, alpha, accumulate) }
-  if a.count > 3 { storeRow(c + 3 * ldc, c30, c31, alpha, accumulate) }
-  if a.count > 4 { storeRow(c + 4 * ldc, c40, c41, alpha, accumulate) }
-  if a.count > 5 { storeRow(c + 5 * ldc, c50, c51, alpha, accumulate) }
+  return TileSums16(
+    c00: c00, c01: c01, c10: c10, c11: c11, c20: c20, c21: c21,
+    c30: c30, c31: c31, c40: c40, c41: c41, c50: c50, c51: c51)
 }
 
-@inline(__always)
-private func storeRow(
-  _ c: UnsafeMutablePointer<Float>, _ low: Float8, _ high: Float8, _ alpha: Float, _ accumulate: Bool
-) {
-  let raw = UnsafeMutableRawPointer(c)
-  if accumulate {
-    raw.storeBytes(of: UnsafeRawPointer(c).loadUnaligned(as: Float8.self).addingProduct(low, alpha), as: Float8.self)
-    raw.storeBytes(
-      of: UnsafeRawPointer(c + 8).loadUnaligned(as: Float8.self).addingProduct(high, alpha),
-      toByteOffset: 32, as: Float8.self)
-  } else {
-    raw.storeBytes(of: low * alpha, as: Float8.self)
-    raw.storeBytes(of: high * alpha, toByteOffset: 32, as: Float8.self)
+/// The sums of a tile of 6 rows × one 8-wide column chunk.
+struct TileSums8 {
+  var c0, c1, c2, c3, c4, c5: Float8
+
+  @inline(__always)
+  func row(_ r: Int) -> Float8 {
+    switch r {
+    case 0: c0
+    case 1: c1
+    case 2: c2
+    case 3: c3
+    case 4: c4
+    default: c5
+    }
   }
 }
 
-/// One 8-wide column chunk, of which the first `width` columns are read and written.
+/// Σ_k a(r, k) b[k, 0..<width] for the tile's rows (lanes past width are 0; b is read no further).
 @inline(__always)
-private func tile8(
-  _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ a: TileRows, _ depthStride: Int,
-  _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>, _ alpha: Float, _ accumulate: Bool,
+func tileSums8(
+  _ a: TileRows, _ depthStride: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ depth: Range<Int>,
   width: Int
-) {
+) -> TileSums8 {
   var (c0, c1, c2, c3, c4, c5) = (Float8(), Float8(), Float8(), Float8(), Float8(), Float8())
   for k in depth {
     let bk = load8(b + k * ldb, width)
@@ -147,19 +174,7 @@ private func tile8(
     c4.addProduct(Float8(repeating: a.r4[ak]), bk)
     c5.addProduct(Float8(repeating: a.r5[ak]), bk)
   }
-  for r in 0..<a.count {
-    let value: Float8
-    switch r {
-    case 0: value = c0
-    case 1: value = c1
-    case 2: value = c2
-    case 3: value = c3
-    case 4: value = c4
-    default: value = c5
-    }
-    let row = c + r * ldc
-    store8(accumulate ? load8(row, width).addingProduct(value, alpha) : value * alpha, row, width)
-  }
+  return TileSums8(c0: c0, c1: c1, c2: c2, c3: c3, c4: c4, c5: c5)
 }
 
 /// out[j, i] = x[i, j] for i in 0..<rows, j in 0..<columns; x's rows at stride ldx, out's at ldo.

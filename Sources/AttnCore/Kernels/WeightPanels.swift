@@ -1,0 +1,81 @@
+// Linear layers' forward and input-gradient products with the weight packed into panels of 16
+// columns, each panel [depth, 16] contiguous, and the register tiles of TiledMatmul.swift running
+// over them. Against cblas_sgemm at these models' shapes (1 thread, operands warm; dev note in
+// dev/bench/README.md): 97-100 GFLOP/s against 71-93 for the small models, whose products (K = 64 or
+// 128) spend much of sgemm's time packing the activations; 98 against 94 at medium's. Reading the
+// weight where it lies is slower (49-82): a row stride of 2 KiB maps a panel onto two L1 sets.
+// Packing costs one pass over the weight, small beside a product over hundreds of rows. Each result
+// adds its products in the order of k alone, so unlike sgemm it does not depend on the thread count.
+
+/// Weights with more elements than this go through sgemm: the panels would take as much memory as
+/// the weight itself (gpt2's tied head is 38M floats), and at those sizes sgemm is as fast.
+let panelWeightLimit = 1 << 20
+
+/// Floats of panel scratch that a linear layer with weight [OC, C] needs for forward and backward,
+/// or nil when it goes through sgemm.
+public func weightPanelFloats(outputs OC: Int, inputs C: Int) -> Int? {
+  guard OC * C <= panelWeightLimit else { return nil }
+  return max(roundedToPanels(OC) * C, roundedToPanels(C) * OC)
+}
+
+private func roundedToPanels(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+/// panels[n / 16][k, n % 16] = b(k, n) = b[k * depthStride + n * columnStride], for k in 0..<depth and
+/// n in 0..<columns. Lanes past the last column are left as they are: nothing reads them.
+func packPanels(
+  _ panels: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, depthStride: Int, columnStride: Int,
+  depth: Int, columns: Int
+) {
+  var j = 0
+  var panel = panels
+  while j < columns {
+    let width = min(16, columns - j)
+    if columnStride == 1 {
+      for k in 0..<depth { (panel + k * 16).update(from: b + k * depthStride + j, count: width) }
+    } else {
+      for jj in 0..<width {
+        let column = b + (j + jj) * columnStride
+        for k in 0..<depth { panel[k * 16 + jj] = column[k * depthStride] }
+      }
+    }
+    panel += depth * 16
+    j += 16
+  }
+}
+
+/// c[r, 0..<n] = Σ_k a(r, k) b(k, 0..<n) (+ bias[0..<n]) for r in rows (=), with b packed by
+/// packPanels and a(r, k) = a[r * rowStride + k]. Writes no column past n.
+func panelMatmul(
+  _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, rowStride: Int,
+  _ panels: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Range<Int>, n: Int, depth: Int
+) {
+  @inline(__always)
+  func store(_ sums: Float8, _ row: Int, _ column: Int, _ width: Int) {
+    let value = bias.map { sums + load8($0 + column, width) } ?? sums
+    store8(value, c + row * ldc + column, width)
+  }
+  var r0 = rows.lowerBound
+  while r0 < rows.upperBound {
+    let r1 = min(r0 + tileRows, rows.upperBound)
+    let tile = TileRows(a, rowStride: rowStride, first: r0, end: r1)
+    var j = 0
+    var panel = panels
+    while j + 16 <= n {
+      let sums = tileSums16(tile, 1, panel, 16, 0..<depth)
+      for r in 0..<tile.count {
+        let (low, high) = sums.row(r)
+        store(low, r0 + r, j, 8)
+        store(high, r0 + r, j + 8, 8)
+      }
+      j += 16
+      panel += depth * 16
+    }
+    while j < n {
+      let width = min(8, n - j)
+      let sums = tileSums8(tile, 1, panel + j % 16, 16, 0..<depth, width: width)
+      for r in 0..<tile.count { store(sums.row(r), r0 + r, j, width) }
+      j += 8
+    }
+    r0 = r1
+  }
+}

@@ -1,0 +1,114 @@
+// The linear layer's two paths (sgemm, and the weight packed into panels) against a naive Double
+// product, at shapes that leave partial 6-row tiles and partial 8- and 16-column chunks, on one and
+// on two threads. The panel path must also write nothing outside its result and give the same bits
+// at every thread count.
+
+@testable import AttnCore
+import Testing
+
+@Suite struct MatmulTests {
+  struct Case: CustomTestStringConvertible, Sendable {
+    let BT, C, OC: Int
+    let packed, biased: Bool
+    let threads: Int
+    var testDescription: String {
+      "BT\(BT) C\(C) OC\(OC) \(packed ? "panels" : "sgemm") \(biased ? "bias" : "no bias") \(threads)t"
+    }
+  }
+
+  static let cases: [Case] = [(1, 1, 1), (37, 19, 65), (64, 64, 192), (13, 33, 17), (50, 24, 9)].flatMap { shape in
+    [false, true].flatMap { packed in
+      [false, true].flatMap { biased in
+        [1, 2].map { Case(BT: shape.0, C: shape.1, OC: shape.2, packed: packed, biased: biased, threads: $0) }
+      }
+    }
+  }
+
+  /// Floats past each result that must keep this value.
+  static let guardCount = 24
+  static let sentinel: Float = -12345
+
+  struct Results {
+    let out, dinp, dweight, dbias: FloatBuffer
+  }
+
+  static func run(_ c: Case, pool: WorkerPool) -> Results {
+    let (BT, C, OC) = (c.BT, c.C, c.OC)
+    let inp = randomBuffer(BT * C, seed: 11)
+    let weight = randomBuffer(OC * C, seed: 12)
+    let bias = randomBuffer(OC, seed: 13)
+    let dout = randomBuffer(BT * OC, seed: 14)
+    let panels = FloatBuffer(count: weightPanelFloats(outputs: OC, inputs: C)!)
+    let out = FloatBuffer(count: BT * OC + guardCount)
+    let dinp = FloatBuffer(count: BT * C + guardCount)
+    let dweight = randomBuffer(OC * C, seed: 15)  // accumulated into
+    let dbias = randomBuffer(OC, seed: 16)
+    out.pointer.update(repeating: sentinel, count: out.count)
+    dinp.pointer.update(repeating: sentinel, count: dinp.count)
+    let scratch = c.packed ? panels.pointer : nil
+    matmulForward(out.pointer, inp.pointer, weight.pointer, c.biased ? bias.pointer : nil, BT, C, OC, pool, panels: scratch)
+    matmulBackward(
+      dinp.pointer, dweight.pointer, c.biased ? dbias.pointer : nil, dout.pointer, inp.pointer, weight.pointer,
+      BT, C, OC, pool, panels: scratch)
+    return Results(out: out, dinp: dinp, dweight: dweight, dbias: dbias)
+  }
+
+  @Test(arguments: cases)
+  func matchesNaiveProduct(_ c: Case) {
+    let (BT, C, OC) = (c.BT, c.C, c.OC)
+    let pool = c.threads == 1 ? WorkerPool.serial : WorkerPool(threads: c.threads)
+    let r = Self.run(c, pool: pool)
+    let (inp, weight, bias, dout) = (
+      randomBuffer(BT * C, seed: 11), randomBuffer(OC * C, seed: 12), randomBuffer(OC, seed: 13),
+      randomBuffer(BT * OC, seed: 14))
+    let (dweight0, dbias0) = (randomBuffer(OC * C, seed: 15), randomBuffer(OC, seed: 16))
+
+    func expectClose(_ label: String, _ got: Float, _ want: Double, terms: Int) {
+      // Each term is below 1 in magnitude; float32 sums of `terms` of them stay well inside this.
+      let tolerance = 1e-6 * Double(terms + 1) + 1e-6 * abs(want)
+      #expect(abs(Double(got) - want) <= tolerance, "\(label): \(got) against \(want)")
+    }
+    for t in 0..<BT {
+      for o in 0..<OC {
+        var sum = c.biased ? Double(bias.pointer[o]) : 0
+        for k in 0..<C { sum += Double(inp.pointer[t * C + k]) * Double(weight.pointer[o * C + k]) }
+        expectClose("out[\(t), \(o)]", r.out.pointer[t * OC + o], sum, terms: C)
+      }
+      for k in 0..<C {
+        var sum = 0.0
+        for o in 0..<OC { sum += Double(dout.pointer[t * OC + o]) * Double(weight.pointer[o * C + k]) }
+        expectClose("dinp[\(t), \(k)]", r.dinp.pointer[t * C + k], sum, terms: OC)
+      }
+    }
+    for o in 0..<OC {
+      for k in 0..<C {
+        var sum = Double(dweight0.pointer[o * C + k])
+        for t in 0..<BT { sum += Double(dout.pointer[t * OC + o]) * Double(inp.pointer[t * C + k]) }
+        expectClose("dweight[\(o), \(k)]", r.dweight.pointer[o * C + k], sum, terms: BT)
+      }
+      var sum = Double(dbias0.pointer[o])
+      if c.biased { for t in 0..<BT { sum += Double(dout.pointer[t * OC + o]) } }
+      expectClose("dbias[\(o)]", r.dbias.pointer[o], sum, terms: BT)
+    }
+    for i in 0..<Self.guardCount {
+      #expect(r.out.pointer[BT * OC + i] == Self.sentinel, "out written past its end")
+      #expect(r.dinp.pointer[BT * C + i] == Self.sentinel, "dinp written past its end")
+    }
+  }
+
+  @Test(arguments: [(37, 19, 65), (64, 64, 192)])
+  func panelsRepeatAtEveryThreadCount(_ shape: (Int, Int, Int)) {
+    let one = Case(BT: shape.0, C: shape.1, OC: shape.2, packed: true, biased: true, threads: 1)
+    let a = Self.run(one, pool: .serial)
+    let b = Self.run(one, pool: WorkerPool(threads: 3))
+    #expect(Array(a.out.buffer) == Array(b.out.buffer))
+    #expect(Array(a.dinp.buffer) == Array(b.dinp.buffer))
+  }
+
+  @Test func panelsOnlyForWeightsThatFit() {
+    #expect(weightPanelFloats(outputs: 1024, inputs: 1024) == 1024 * 1024)
+    #expect(weightPanelFloats(outputs: 65, inputs: 64) == 80 * 64)
+    #expect(weightPanelFloats(outputs: 1025, inputs: 1024) == nil)
+    #expect(weightPanelFloats(outputs: 50304, inputs: 768) == nil)
+  }
+}
