@@ -1,9 +1,10 @@
 // Linear layers' forward and input-gradient products with the weight packed into panels of 16
 // columns, each panel [depth, 16] contiguous, and the register tiles of TiledMatmul.swift running
-// over them. Against cblas_sgemm at these models' shapes (1 thread, operands warm; dev note in
-// dev/bench/README.md): 97-100 GFLOP/s against 71-93 for the small models, whose products (K = 64 or
-// 128) spend much of sgemm's time packing the activations; 98 against 94 at medium's. Reading the
-// weight where it lies is slower (49-82): a row stride of 2 KiB maps a panel onto two L1 sets.
+// over them. Against cblas_sgemm at these models' shapes (1 thread, operands warm, a standalone
+// microbenchmark): 97-100 GFLOP/s against 71-93 for tiny's and small's products (K = 64 or 128,
+// where sgemm spends much of its time packing the activations); 98 against 94 at medium's. Reading
+// the weight where it lies is slower (49-82): a row stride of 2 KiB maps a panel onto two L1 sets.
+// The weight gradient stays with sgemm, which was faster there (86-97 against 64-85 packed).
 // Packing costs one pass over the weight, small beside a product over hundreds of rows. Each result
 // adds its products in the order of k alone, so unlike sgemm it does not depend on the thread count.
 
