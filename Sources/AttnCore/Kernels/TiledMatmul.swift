@@ -1,4 +1,5 @@
-// Register-tiled matrix products for attention's per-(batch, head) matrices. With head sizes of
+// Register-tiled matrix products: attention's per-(batch, head) matrices here, and the linear
+// layers' products over packed weights in WeightPanels.swift. For attention, with head sizes of
 // 32-64 and query blocks of 64 rows, each product is a few hundred kFLOP, and cblas_sgemm's packing
 // and call cost took most of its time (tiny, 1 thread: 19 µs per head's forward, of which the
 // arithmetic at the BLAS peak is 6). Here a tile of 6 rows × 16 columns of the result stays in
