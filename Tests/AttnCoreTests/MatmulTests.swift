@@ -28,29 +28,38 @@ import Testing
   static let guardCount = 24
   static let sentinel: Float = -12345
 
+  /// The operands of a case, the same every time they are made.
+  struct Inputs {
+    let inp, weight, bias, dout, dweight, dbias: FloatBuffer
+
+    init(_ c: Case) {
+      inp = randomBuffer(c.BT * c.C, seed: 11)
+      weight = randomBuffer(c.OC * c.C, seed: 12)
+      bias = randomBuffer(c.OC, seed: 13)
+      dout = randomBuffer(c.BT * c.OC, seed: 14)
+      dweight = randomBuffer(c.OC * c.C, seed: 15)  // accumulated into
+      dbias = randomBuffer(c.OC, seed: 16)
+    }
+  }
+
   struct Results {
     let out, dinp, dweight, dbias: FloatBuffer
   }
 
   static func run(_ c: Case, pool: WorkerPool) -> Results {
     let (BT, C, OC) = (c.BT, c.C, c.OC)
-    let inp = randomBuffer(BT * C, seed: 11)
-    let weight = randomBuffer(OC * C, seed: 12)
-    let bias = randomBuffer(OC, seed: 13)
-    let dout = randomBuffer(BT * OC, seed: 14)
+    let x = Inputs(c)
     let panels = FloatBuffer(count: weightPanelFloats(outputs: OC, inputs: C)!)
     let out = FloatBuffer(count: BT * OC + guardCount)
     let dinp = FloatBuffer(count: BT * C + guardCount)
-    let dweight = randomBuffer(OC * C, seed: 15)  // accumulated into
-    let dbias = randomBuffer(OC, seed: 16)
     out.pointer.update(repeating: sentinel, count: out.count)
     dinp.pointer.update(repeating: sentinel, count: dinp.count)
     let scratch = c.packed ? panels.pointer : nil
-    matmulForward(out.pointer, inp.pointer, weight.pointer, c.biased ? bias.pointer : nil, BT, C, OC, pool, panels: scratch)
+    matmulForward(out.pointer, x.inp.pointer, x.weight.pointer, c.biased ? x.bias.pointer : nil, BT, C, OC, pool, panels: scratch)
     matmulBackward(
-      dinp.pointer, dweight.pointer, c.biased ? dbias.pointer : nil, dout.pointer, inp.pointer, weight.pointer,
+      dinp.pointer, x.dweight.pointer, c.biased ? x.dbias.pointer : nil, x.dout.pointer, x.inp.pointer, x.weight.pointer,
       BT, C, OC, pool, panels: scratch)
-    return Results(out: out, dinp: dinp, dweight: dweight, dbias: dbias)
+    return Results(out: out, dinp: dinp, dweight: x.dweight, dbias: x.dbias)
   }
 
   @Test(arguments: cases)
@@ -58,10 +67,8 @@ import Testing
     let (BT, C, OC) = (c.BT, c.C, c.OC)
     let pool = c.threads == 1 ? WorkerPool.serial : WorkerPool(threads: c.threads)
     let r = Self.run(c, pool: pool)
-    let (inp, weight, bias, dout) = (
-      randomBuffer(BT * C, seed: 11), randomBuffer(OC * C, seed: 12), randomBuffer(OC, seed: 13),
-      randomBuffer(BT * OC, seed: 14))
-    let (dweight0, dbias0) = (randomBuffer(OC * C, seed: 15), randomBuffer(OC, seed: 16))
+    let x = Inputs(c)  // fresh: run's dweight and dbias were accumulated into
+    let (inp, weight, bias, dout, dweight0, dbias0) = (x.inp, x.weight, x.bias, x.dout, x.dweight, x.dbias)
 
     func expectClose(_ label: String, _ got: Float, _ want: Double, terms: Int) {
       // Each term is below 1 in magnitude; float32 sums of `terms` of them stay well inside this.

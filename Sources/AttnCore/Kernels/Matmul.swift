@@ -27,7 +27,7 @@ func matmulForward(
 ) {
   if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
     packPanels(panels, weight, depthStride: 1, columnStride: C, depth: C, columns: OC)
-    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: out, a: inp, panels: panels, bias: bias, n: OC, depth: C))
+    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: out, a: inp, panels: UnsafePointer(panels), bias: bias, n: OC, depth: C))
   } else {
     pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulForwardRows(out: out, inp: inp, weight: weight, bias: bias, C: C, OC: OC))
   }
@@ -39,10 +39,6 @@ private struct PanelRows: ParallelKernel {
   let a, panels: UnsafePointer<Float>
   let bias: UnsafePointer<Float>?
   let n, depth: Int
-
-  init(c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, panels: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, n: Int, depth: Int) {
-    (self.c, self.a, self.panels, self.bias, self.n, self.depth) = (c, a, UnsafePointer(panels), bias, n, depth)
-  }
 
   func run(_ rows: Range<Int>, thread: Int) {
     panelMatmul(c, ldc: n, a, rowStride: depth, panels, bias: bias, rows: rows, n: n, depth: depth)
@@ -80,7 +76,7 @@ func matmulBackward(
 ) {
   if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
     packPanels(panels, weight, depthStride: C, columnStride: 1, depth: OC, columns: C)
-    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: dinp, a: dout, panels: panels, bias: nil, n: C, depth: OC))
+    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: dinp, a: dout, panels: UnsafePointer(panels), bias: nil, n: C, depth: OC))
   } else {
     pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
   }
