@@ -34,12 +34,16 @@ let package = Package(
       path: "dev/bench/attn-bench"),
     // Counts the test thread's heap allocations by interposing malloc: proves the step allocates nothing.
     .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+    // How tests start other programs: time limits, whole process trees killed, no inherited descriptors.
+    .target(name: "CSpawn", path: "Tests/CSpawn"),
+    .target(name: "TestProcesses", dependencies: ["CSpawn"], path: "Tests/TestProcesses"),
     .testTarget(
       name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain", "CAllocationCounter", "CBLAS"],
       exclude: ["Fixtures"]),
-    .testTarget(name: "AttnTrainTests", dependencies: ["AttnTrain", "AttnCore", "AttnDist", "CAllocationCounter"]),
+    .testTarget(
+      name: "AttnTrainTests", dependencies: ["AttnTrain", "AttnCore", "AttnDist", "CAllocationCounter", "TestProcesses"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.
-    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain"]),
+    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain", "TestProcesses"]),
   ]
 )

@@ -6,12 +6,18 @@
 // the built binary under mpirun.
 // Note: after MPI_Init this process carries ~24 OMPI_*/PMIX_* variables; a test that starts
 // mpirun must strip them from the child's environment.
+import Foundation
 import Testing
 
 @testable import AttnDist
 
 // Not Sendable (MPI state is per process, not per thread); the serialized suite is the only user.
-nonisolated(unsafe) private let shared = Result { try MPICommunicator(threadLevel: .serialized) }
+// Isolated: no helper daemon. Open MPI otherwise forks an orted that inherits this process's
+// descriptors, `swift test`'s output pipe among them, and lives as long as this process does.
+nonisolated(unsafe) private let shared = Result {
+  setenv("OMPI_MCA_ess_singleton_isolated", "1", 1)
+  return try MPICommunicator(threadLevel: .serialized)
+}
 
 @Suite(.serialized) struct MPISingletonTests {
   @Test func singletonIsAWorldOfOne() throws {

@@ -1,6 +1,7 @@
 // SHA-256 against the FIPS 180-2 example vectors, against itself fed in odd-sized pieces (the
 // block-buffering paths), and against Python's hashlib on a multi-MB file (the chunked file path).
 import Foundation
+import TestProcesses
 import Testing
 
 import AttnTrain
@@ -88,15 +89,8 @@ private let hasPython3: Bool = (try? pythonOutput("import hashlib", [])) != nil
 
 private func pythonOutput(_ script: String, _ args: [String]) throws -> String {
   struct PythonFailed: Error { let status: Int32 }
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  process.arguments = ["python3", "-c", script] + args
-  let stdout = Pipe()
-  process.standardOutput = stdout
-  process.standardError = FileHandle.nullDevice
-  try process.run()
-  let out = stdout.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  guard process.terminationStatus == 0 else { throw PythonFailed(status: process.terminationStatus) }
-  return String(decoding: out, as: UTF8.self)
+  let result = try ChildProcess.run(
+    "/usr/bin/env", ["python3", "-c", script] + args, environment: ProcessInfo.processInfo.environment, timeout: 60)
+  guard result.status == 0 else { throw PythonFailed(status: result.status) }
+  return result.stdout
 }

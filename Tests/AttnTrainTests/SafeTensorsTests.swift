@@ -2,6 +2,7 @@
 // reader must reject (each error naming the file), a fuzz pass that must never trap, and both
 // directions of interoperability with Python's `safetensors` when it is installed.
 import Foundation
+import TestProcesses
 import Testing
 
 import AttnTrain
@@ -324,18 +325,10 @@ private let pythonHasSafetensors: Bool = (try? runPython("import safetensors, nu
 /// Runs `python3 -c script args...` and returns its stdout; a non-zero exit throws with stderr.
 private func runPython(_ script: String, _ args: [String]) throws -> String {
   struct PythonFailed: Error, CustomStringConvertible { let description: String }
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  process.arguments = ["python3", "-c", script] + args
-  let stdout = Pipe(), stderr = Pipe()
-  process.standardOutput = stdout
-  process.standardError = stderr
-  try process.run()
-  let out = stdout.fileHandleForReading.readDataToEndOfFile()
-  let err = stderr.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  guard process.terminationStatus == 0 else {
-    throw PythonFailed(description: "python3 exited \(process.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+  let result = try ChildProcess.run(
+    "/usr/bin/env", ["python3", "-c", script] + args, environment: ProcessInfo.processInfo.environment, timeout: 120)
+  guard result.status == 0 else {
+    throw PythonFailed(description: "python3 exited \(result.status): \(result.output)")
   }
-  return String(decoding: out, as: UTF8.self)
+  return result.stdout
 }

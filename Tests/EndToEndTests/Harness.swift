@@ -1,9 +1,11 @@
 // Runs the attn-train binary that `swift test` built (it sits beside the test bundle) in a child
-// process, with a time limit, and collects its output; writes configs into temporary directories.
+// process (ChildProcess: a time limit, nothing of ours inherited), and collects its output; writes
+// configs into temporary directories.
 // Child processes never inherit the OMPI_*/PMIX_* variables a singleton MPI_Init in this test process
 // may have set: a child mpirun that sees them fails silently.
 
 import Foundation
+import TestProcesses
 import Testing
 
 enum Harness {
@@ -23,13 +25,7 @@ enum Harness {
     return products
   }
 
-  struct Result {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-    let seconds: Double
-    var output: String { stdout + stderr }
-  }
+  typealias Result = ChildProcess.Finished
 
   static func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     var environment = ProcessInfo.processInfo.environment.filter { key, _ in
@@ -43,47 +39,11 @@ enum Harness {
     return environment
   }
 
-  /// Runs `executable arguments` and waits (killing it after `timeout` seconds).
+  /// Runs `executable arguments` and waits, killing it with its descendants after `timeout` seconds.
   static func run(
-    _ executable: String, _ arguments: [String], environment: [String: String] = [:],
-    timeout: Double = 300, onStart: ((Process) -> Void)? = nil
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300
   ) throws -> Result {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = cleanEnvironment(environment)
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let started = Date()
-    try process.run()
-    // Drain both pipes while the child runs so a chatty child never blocks on a full pipe.
-    nonisolated(unsafe) var outData = Data()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-      outData = out.fileHandleForReading.readDataToEndOfFile()
-      group.leave()
-    }
-    group.enter()
-    DispatchQueue.global().async {
-      errData = err.fileHandleForReading.readDataToEndOfFile()
-      group.leave()
-    }
-    onStart?(process)
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-    if process.isRunning {
-      kill(process.processIdentifier, SIGKILL)
-      process.waitUntilExit()
-    }
-    group.wait()
-    process.waitUntilExit()
-    return Result(
-      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+    try ChildProcess.run(executable, arguments, environment: cleanEnvironment(environment), timeout: timeout)
   }
 
   static func attnTrain(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> Result {

@@ -5,6 +5,7 @@
 
 import AttnTrain
 import Foundation
+import TestProcesses
 import Testing
 
 extension MPIEndToEnd {
@@ -84,8 +85,8 @@ extension MPIEndToEnd {
       // No rank is left running (a zombie waiting to be reaped counts as gone). mpirun may exit
       // right after sending SIGKILL, so give the kernel a moment to finish them.
       let deadline = Date().addingTimeInterval(3)
-      while ranks.values.contains(where: MPIProcesses.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-      let alive = ranks.filter { MPIProcesses.isRunning($0.value) }
+      while ranks.values.contains(where: ProcessTree.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+      let alive = ranks.filter { ProcessTree.isRunning($0.value) }
       #expect(alive.isEmpty, "ranks still running after mpirun ended: \(alive.map { "\($0.key): " + ((try? String(contentsOfFile: "/proc/\($0.value)/stat", encoding: .utf8)) ?? "?") })")
 
       let latest = try #require(RunFiles.latest(run))
@@ -137,7 +138,7 @@ extension MPIEndToEnd {
       let long = try Harness.writeConfig(in: dir, name: "long.json", [
         "schedule": ["decay_steps": 200], "training": ["max_steps": 100_000],
       ])
-      let job = try BackgroundJob(Launcher.script, ["-np", "2", long], environment: Launcher.environment)
+      let job = try BackgroundJob.start(Launcher.script, ["-np", "2", long], environment: Launcher.environment)
       #expect(job.waitFor("step 5/"), "\(job.output)")
       job.signal(stopSignal)
       let status = job.waitForExit(timeout: 60)
