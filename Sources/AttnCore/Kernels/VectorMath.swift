@@ -11,19 +11,23 @@ typealias Float8 = SIMD8<Float>
 // - A SIMD comparison against a scalar that is not a literal (v .>= Int32(n)) compiles to a per-lane
 //   loop through the stack; comparing against SIMD8(repeating:) is one instruction.
 
-/// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (Cephes expf), 2^n via the
-/// exponent bits. Inputs below -87.3 give 0, above 88.7 give +inf; NaN propagates.
+/// e^x for x <= 88.72, above which float overflows (every caller passes x <= 0: a difference from
+/// a maximum, or -x^2/2). x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (Cephes
+/// expf), 2^n via the exponent bits. Inputs below -87.33 give 0; NaN propagates through the
+/// arithmetic. (Clamping and testing only the lower end, and reducing by fused multiply-adds, made
+/// it 0.49 ns a value on 1 thread against 0.68 with both ends and the NaN case handled apart.)
 @_transparent
 func vexp(_ x: Float8) -> Float8 {
-  let clamped = clamp(x, -87.33, 88.72)
+  let under = x .< Float8(repeating: -87.33)
+  let clamped = x.replacing(with: -87.33, where: under)
   // Adding 1.5 * 2^23 rounds to an integer in the low mantissa bits: n as a float and as an Int32
   // without the per-lane calls that .rounded() and Int32(_:) compile to.
-  let shifted = clamped * 1.442_695_04 + 12_582_912
+  let shifted = Float8(repeating: 12_582_912).addingProduct(clamped, Float8(repeating: 1.442_695_04))
   let n = shifted - 12_582_912
   let exponent = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
   // ln2 split in two so n * ln2 is subtracted exactly (Cody-Waite).
-  var r = clamped - n * 0.693_359_375
-  r = r + n * 2.121_944_4e-4
+  var r = clamped.addingProduct(n, Float8(repeating: -0.693_359_375))
+  r = r.addingProduct(n, Float8(repeating: 2.121_944_4e-4))
   var p = Float8(repeating: 1.987_569_15e-4)
   p = Float8(repeating: 1.398_199_95e-3).addingProduct(p, r)
   p = Float8(repeating: 8.333_451_9e-3).addingProduct(p, r)
@@ -31,11 +35,7 @@ func vexp(_ x: Float8) -> Float8 {
   p = Float8(repeating: 1.666_666_55e-1).addingProduct(p, r)
   p = Float8(repeating: 5.000_000_1e-1).addingProduct(p, r)
   let er = (r + 1).addingProduct(p, r * r)
-  var result = er * unsafeBitCast((exponent &+ 127) &<< 23, to: Float8.self)
-  result.replace(with: Float8(repeating: 0), where: x .< -87.33)
-  result.replace(with: Float8(repeating: .infinity), where: x .> 88.72)
-  result.replace(with: x, where: x .!= x)
-  return result
+  return (er * unsafeBitCast((exponent &+ 127) &<< 23, to: Float8.self)).replacing(with: 0, where: under)
 }
 
 /// erf(x) as a rational function on [-4, 4] (outside, erf is +-1 in float32): the approximation
