@@ -22,7 +22,8 @@ let package = Package(
     .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .target(name: "CMPIShim", dependencies: ["CMPI"]),
-    .target(name: "AttnCore", dependencies: ["CBLAS"], swiftSettings: numericFlags),
+    .systemLibrary(name: "CPrefetch"),
+    .target(name: "AttnCore", dependencies: ["CBLAS", "CPrefetch"], swiftSettings: numericFlags),
     .target(name: "AttnDist", dependencies: ["CMPIShim"]),
     .target(name: "AttnTrain", dependencies: ["AttnCore", "AttnDist"], swiftSettings: numericFlags),
     .executableTarget(

@@ -4,6 +4,8 @@
 // are copied, transposed, into per-thread scratch so that every product streams contiguous rows.
 // B batch, T time, C channels, NH heads, HS = C / NH.
 
+import CPrefetch
+
 #if canImport(Glibc)
   import Glibc
 #else
@@ -56,6 +58,8 @@ private struct AttentionForward: ParallelKernel {
       let v = q + 2 * C
       let a = att + (b * NH + h) * T * T
       let y = out + b * T * C + h * HS
+      let next = pair + 1 < pairs.upperBound
+        ? HeadRows(pair: pair + 1, qkv: qkv, dout: nil, written: out, T: T, C: C, NH: NH) : nil
       transpose(keysTransposed, ldo: T, k, ldx: 3 * C, rows: T, columns: HS)
       for first in stride(from: 0, to: T, by: attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
@@ -64,7 +68,10 @@ private struct AttentionForward: ParallelKernel {
         tiledMatmul(
           block, ldc: T, q + first * 3 * C, rowStride: 3 * C, depthStride: 1, keysTransposed, ldb: T,
           m: rows, n: keys, depth: HS, alpha: scale, accumulate: false, trim: .columnsBelow(first))
-        for i in first..<keys { causalSoftmaxRow(a + i * T, validCount: i + 1, T) }
+        for i in first..<keys {
+          causalSoftmaxRow(a + i * T, validCount: i + 1, T)
+          next?.prefetch(row: i, C: C, HS: HS)
+        }
         var weights = UnsafePointer(block)
         if dropout.isActive {
           applyDropout(scratch + first * T, block, rows: first..<keys, T, dropKey, dropout.probability, base: h * T * T)
@@ -160,6 +167,45 @@ private func applyDropout(
   }
 }
 
+/// One (batch, head)'s rows in the strided buffers: its q (k and v at +C and +2C, rows 3C apart),
+/// and in the backward pass its output gradient dy (rows C apart). What the pass writes lies at the
+/// same offsets: y (rows C apart) forward, dq, dk and dv (as q, k and v) backward.
+private struct HeadRows {
+  let q: UnsafePointer<Float>
+  let dy: UnsafePointer<Float>?
+  let written: UnsafePointer<Float>
+
+  init(pair: Int, qkv: UnsafePointer<Float>, dout: UnsafePointer<Float>?, written: UnsafePointer<Float>, T: Int, C: Int, NH: Int) {
+    let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+    let HS = C / NH
+    q = qkv + b * T * 3 * C + h * HS
+    dy = dout.map { $0 + b * T * C + h * HS }
+    self.written = written + b * T * (dout == nil ? C : 3 * C) + h * HS
+  }
+
+  /// Asks for row i of this head while the previous head computes. A head's rows are strided
+  /// slices that the hardware prefetcher does not foresee: their first touch, from L3, took about a
+  /// fifth of attention's time. (Reading only: tiny and small 1 thread +3-4%; writing too: +0.3%.)
+  @inline(__always)
+  func prefetch(row i: Int, C: Int, HS: Int) {
+    let q = self.q + i * 3 * C
+    for offset in stride(from: 0, to: HS, by: 16) {
+      prefetch_for_reading(q + offset)
+      prefetch_for_reading(q + C + offset)
+      prefetch_for_reading(q + 2 * C + offset)
+      if let dy {
+        prefetch_for_reading(dy + i * C + offset)
+        let dq = written + i * 3 * C + offset
+        prefetch_for_writing(dq)
+        prefetch_for_writing(dq + C)
+        prefetch_for_writing(dq + 2 * C)
+      } else {
+        prefetch_for_writing(written + i * C + offset)
+      }
+    }
+  }
+}
+
 // MARK: - Backward
 
 /// dqkv[B, T, 3C] = gradient with respect to qkv (=), from dout[B, T, C].
@@ -206,6 +252,8 @@ private struct AttentionBackward: ParallelKernel {
       let dy = dout + b * T * C + h * HS
       let a = att + (b * NH + h) * T * T
       let base = h * T * T
+      let next = pair + 1 < pairs.upperBound
+        ? HeadRows(pair: pair + 1, qkv: qkv, dout: dout, written: dqkv, T: T, C: C, NH: NH) : nil
       transpose(valuesTransposed, ldo: T, v, ldx: 3 * C, rows: T, columns: HS)
       // Last query block first: it reaches every key, so it sets dk and dv (=) and the earlier
       // blocks add to them; dqkv needs no zeroing pass.
@@ -236,6 +284,7 @@ private struct AttentionBackward: ParallelKernel {
             for j in 0...i { gi[j] = dropKey.uniform(base + i * T + j) >= p ? gi[j] * keep : 0 }
           }
           softmaxBackwardRow(gi, ai, validCount: i + 1, keys)
+          next?.prefetch(row: i, C: C, HS: HS)
         }
         // dq = scale * dscores k;  dk += scale * dscores^T q
         tiledMatmul(
