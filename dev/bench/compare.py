@@ -7,7 +7,9 @@ For each config in dev/bench/configs/: measures OpenBLAS sgemm GFLOP/s on 1 and 
 (dev/bench/sgemm.py: ctypes calls into the libopenblas that attn-train links), then trains with
 attn-train (1 thread; 2 threads; mpirun -np 2 x 1 thread) and with PyTorch eager
 (dev/bench/torch_gpt.py: 1 thread; 2 threads; DDP over gloo, 2 processes x 1 thread), each pair back
-to back. Prints a markdown table and writes it to dev/bench/results/latest.md (raw numbers in
+to back. The short configs run in several rounds that alternate attn-train and PyTorch, and each side
+reports its median round: this machine's speed drifts by 10-20% from minute to minute, and one run
+per side made a ratio of one lucky run against one unlucky one. Prints a markdown table and writes it to dev/bench/results/latest.md (raw numbers in
 latest.json, logs and run directories under results/work/). See dev/bench/README.md.
 
 Exit status: 0 when every measurement ran (whatever the numbers), 1 when a build or a run failed,
@@ -33,6 +35,8 @@ BINARY = REPO / ".build" / "release" / "attn-train"
 RESULTS = BENCH / "results"
 WORK = RESULTS / "work"
 ALL_CONFIGS = ["tiny", "small", "medium", "gpt2s"]
+# Rounds per config (--rounds overrides): alternating attn-train / PyTorch runs, median reported.
+ROUNDS = {"tiny": 5, "small": 3, "medium": 1, "gpt2s": 1}
 # --quick: (untimed warm-up steps, timed steps) per config.
 QUICK_STEPS = {"tiny": (5, 20), "small": (3, 12), "medium": (1, 2), "gpt2s": (1, 1)}
 MODES = [  # key, label, threads per process, processes
@@ -190,7 +194,7 @@ def measure_sgemm(name, numbers, threads, timeout):
     return json.loads(out.read_text())
 
 
-def run_attn_train(name, config_path, mode, numbers, timeout):
+def run_attn_train(name, config_path, mode, numbers, timeout, round_tag=""):
     key, _, threads, ranks = mode
     run_dir = WORK / "runs" / f"{name}-{key}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -198,7 +202,7 @@ def run_attn_train(name, config_path, mode, numbers, timeout):
     if ranks > 1:
         command = MPIRUN + command
     env = dict(os.environ, ATTN_TRAIN_THREADS=str(threads))
-    log_path = WORK / "logs" / f"{name}-attn-train-{key}.log"
+    log_path = WORK / "logs" / f"{name}-attn-train-{key}{round_tag}.log"
     code, rss, seconds = run_process(command, env, log_path, timeout)
     if code != 0:
         raise RunFailed(f"attn-train exited {code}:\n{tail(log_path)}")
@@ -226,15 +230,15 @@ def run_attn_train(name, config_path, mode, numbers, timeout):
     }
 
 
-def run_torch(name, config_path, mode, warmup, measured, timeout):
+def run_torch(name, config_path, mode, warmup, measured, timeout, round_tag=""):
     key, _, threads, ranks = mode
-    out = WORK / "torch" / f"{name}-{key}.json"
+    out = WORK / "torch" / f"{name}-{key}{round_tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, BENCH / "torch_gpt.py", config_path, "--warmup", warmup, "--steps", measured,
                "--json", out]
     command += ["--ddp"] if ranks > 1 else ["--threads", threads]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    log_path = WORK / "logs" / f"{name}-torch-{key}.log"
+    log_path = WORK / "logs" / f"{name}-torch-{key}{round_tag}.log"
     code, rss, seconds = run_process(command, env, log_path, timeout)
     if code != 0:
         raise RunFailed(f"torch_gpt.py exited {code}:\n{tail(log_path)}")
@@ -242,6 +246,17 @@ def run_torch(name, config_path, mode, warmup, measured, timeout):
     result["peak_rss_kib_wait4"] = rss
     result["wall_s"] = seconds
     return result
+
+
+def median_round(rounds):
+    """The round with the median tokens/s (the lower middle one for an even count), with every
+    round's rate in run order and the largest peak memory of any round."""
+    chosen = dict(sorted(rounds, key=lambda r: r["tokens_per_s"])[(len(rounds) - 1) // 2])
+    chosen["rounds_tokens_per_s"] = [r["tokens_per_s"] for r in rounds]
+    for key in ("peak_rss_kib", "peak_rss_kib_wait4"):
+        if key in chosen:
+            chosen[key] = max(r[key] for r in rounds)
+    return chosen
 
 
 # --------------------------------------------------------------------------------------- report
@@ -286,6 +301,8 @@ def machine_lines(results, args, started, finished, load_before, load_after):
         f"{', **--quick: smoke check, too few steps for stable numbers**' if args.quick else ''}; "
         f"attn-train {commit or '?'}{' with uncommitted changes in Sources/' if dirty else ''}.",
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs; load average {load_before} before, {load_after} after.",
+        "Rounds (alternating attn-train and PyTorch runs; each side's median round is reported): "
+        + ", ".join(f"{name} {c.get('rounds', 1)}" for name, c in results.items()) + ".",
         f"sgemm: {blas}; {torch_info}.",
     ]
 
@@ -377,8 +394,9 @@ def targets_section(results):
 
 def details_section(results):
     out = ["## Details", "",
-           "| config | mode | side | warm-up + measured steps | spread over windows / steps (tok/s) | wall s | last loss |",
-           "|---|---|---|--:|--:|--:|--:|"]
+           "| config | mode | side | warm-up + measured steps | rounds (tok/s, in run order) "
+           "| spread over windows / steps of the median round (tok/s) | wall s | last loss |",
+           "|---|---|---|--:|--:|--:|--:|--:|"]
     for name, c in results.items():
         tokens_per_step = c["numbers"]["B"] * c["numbers"]["T"]
         for key, label, _, _ in MODES:
@@ -386,18 +404,23 @@ def details_section(results):
             if isinstance(a, dict):
                 w = a["windows_tokens_per_s"]
                 out.append(f"| {name} | {label} | attn-train | {a['warmup_steps']} + {a['measured_steps']} "
-                           f"| {min(w):,.0f} – {max(w):,.0f} ({len(w)} window{'s' if len(w) > 1 else ''}) | {a['wall_s']:.1f} | {a['last_loss']:.3f} |")
+                           f"| {rounds_cell(a)} | {min(w):,.0f} – {max(w):,.0f} ({len(w)} window{'s' if len(w) > 1 else ''}) | {a['wall_s']:.1f} | {a['last_loss']:.3f} |")
             elif a:
-                out.append(f"| {name} | {label} | attn-train | failed: {a} | | | |")
+                out.append(f"| {name} | {label} | attn-train | failed: {a} | | | | |")
             if isinstance(t, dict):
                 per_step = [tokens_per_step / (ms / 1000) for ms in t["step_ms_all"]]
                 out.append(f"| {name} | {label} | PyTorch | {t['warmup_steps']} + {t['steps']} "
-                           f"| {min(per_step):,.0f} – {max(per_step):,.0f} ({len(per_step)} step{'s' if len(per_step) > 1 else ''}) | {t['wall_s']:.1f} "
+                           f"| {rounds_cell(t)} | {min(per_step):,.0f} – {max(per_step):,.0f} ({len(per_step)} step{'s' if len(per_step) > 1 else ''}) | {t['wall_s']:.1f} "
                            f"| {t['last_loss']:.3f} |")
             elif t:
-                out.append(f"| {name} | {label} | PyTorch | failed: {t} | | | |")
+                out.append(f"| {name} | {label} | PyTorch | failed: {t} | | | | |")
     out += ["", "Logs, the configs as run and the metrics of every run: dev/bench/results/work/."]
     return out
+
+
+def rounds_cell(result):
+    rates = result.get("rounds_tokens_per_s", [result["tokens_per_s"]])
+    return ", ".join(f"{r:,.0f}" for r in rates)
 
 
 def update_readme(table):
@@ -425,8 +448,13 @@ def main():
     parser.add_argument("--configs", default=",".join(ALL_CONFIGS), help="comma-separated (default: all four)")
     parser.add_argument("--no-build", action="store_true", help="use the existing .build/release/attn-train")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per run (default 1800)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="alternating rounds per side for every config (default: "
+                             + ", ".join(f"{k} {v}" for k, v in ROUNDS.items()) + ")")
     parser.add_argument("--update-readme", action="store_true", help="also put the table into dev/bench/README.md")
     args = parser.parse_args()
+    if args.rounds < 0:
+        parser.error("--rounds must be at least 1 (or 0, the default: per config)")
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if not (BENCH / "configs" / f"{n}.json").exists()]
     if not names or unknown:
@@ -472,19 +500,33 @@ def main():
             except RunFailed as error:
                 failures.append(f"{name} sgemm {threads}t: {error}")
                 say(f"[{name}] sgemm {threads} thread(s) FAILED: {error}")
+        rounds = args.rounds or ROUNDS.get(name, 1)
+        c["rounds"] = rounds
         for mode in MODES:
             key, label = mode[0], mode[1]
-            for side, action in (("attn", lambda: run_attn_train(name, derived, mode, numbers, args.timeout)),
-                                 ("torch", lambda: run_torch(name, derived, mode, warmup, measured, args.timeout))):
-                try:
-                    r = c[side][key] = action()
-                    say(f"[{name}] {'attn-train' if side == 'attn' else 'PyTorch'} {label}: "
-                        f"{r['tokens_per_s']:,.0f} tok/s, peak RSS {mib(r.get('peak_rss_kib_wait4', r['peak_rss_kib']))} MiB "
-                        f"({r['wall_s']:.1f} s)")
-                except (RunFailed, OSError, ValueError, KeyError) as error:
-                    c[side][key] = "failed"
-                    failures.append(f"{name} {side} {label}: {error}")
-                    say(f"[{name}] {side} {label} FAILED: {error}")
+            runs = {"attn": [], "torch": []}
+            for r in range(rounds):
+                tag = f"-r{r + 1}" if rounds > 1 else ""
+                for side, action in (
+                        ("attn", lambda: run_attn_train(name, derived, mode, numbers, args.timeout, tag)),
+                        ("torch", lambda: run_torch(name, derived, mode, warmup, measured, args.timeout, tag))):
+                    if runs[side] is None:
+                        continue  # an earlier round of this side failed
+                    try:
+                        result = action()
+                        runs[side].append(result)
+                        say(f"[{name}] {'attn-train' if side == 'attn' else 'PyTorch'} {label}"
+                            f"{f' (round {r + 1}/{rounds})' if rounds > 1 else ''}: "
+                            f"{result['tokens_per_s']:,.0f} tok/s, peak RSS "
+                            f"{mib(result.get('peak_rss_kib_wait4', result['peak_rss_kib']))} MiB ({result['wall_s']:.1f} s)")
+                    except (RunFailed, OSError, ValueError, KeyError) as error:
+                        runs[side] = None
+                        c[side][key] = "failed"
+                        failures.append(f"{name} {side} {label}: {error}")
+                        say(f"[{name}] {side} {label} FAILED: {error}")
+            for side in ("attn", "torch"):
+                if runs[side]:
+                    c[side][key] = median_round(runs[side])
         a1, t1 = c["attn"].get("1t"), c["torch"].get("1t")
         if isinstance(a1, dict) and a1["reported_params"] not in (None, numbers["params"]):
             failures.append(f"{name}: attn-train reports {a1['reported_params']:,} parameters, expected {numbers['params']:,}")
