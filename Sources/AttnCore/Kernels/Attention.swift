@@ -2,6 +2,7 @@
 // h*HS..<(h+1)*HS of each third). Per (batch, head): scores = q k^T / sqrt(HS) and y = att v are
 // register-tiled products (TiledMatmul.swift) on strided views; only k (forward) and v (backward)
 // are copied, transposed, into per-thread scratch so that every product streams contiguous rows.
+// While one head computes, the next head's rows are prefetched (HeadRows).
 // B batch, T time, C channels, NH heads, HS = C / NH.
 
 import CPrefetch
