@@ -4,8 +4,8 @@
 // otherwise runs tests concurrently (the communicator asks for MPI_THREAD_SERIALIZED for the same
 // reason: tests run on whichever thread the pool picks). Multi-rank behaviour is tested by running
 // the built binary under mpirun.
-// Note: after MPI_Init this process carries ~24 OMPI_*/PMIX_* variables; a test that starts
-// mpirun must strip them from the child's environment.
+// Note: after MPI_Init this process carries OMPI_* variables; a test that starts mpirun must strip
+// them from the child's environment.
 import Foundation
 import Testing
 
@@ -79,9 +79,12 @@ nonisolated(unsafe) private let shared = Result {
     #expect(MPICommunicator.errorString(1).contains("MPI_ERR_BUFFER"))
   }
 
-  // This process now looks launched (PMIX_RANK is set) but is a singleton: it must not try MPI again.
+  // MPI_Init marked this process a singleton (OMPI_MCA_ess=singleton); a singleton that starts its
+  // daemon also gains PMIX_RANK and looks launched (LauncherDetectionTests pairs the two). Either
+  // way makeCommunicator must not try MPI again.
   @Test func makeCommunicatorAfterSingletonInitStaysSingleProcess() throws {
     _ = try shared.get()
+    #expect(ProcessInfo.processInfo.environment["OMPI_MCA_ess"] == "singleton")
     #expect(try makeCommunicator() is SingleProcessCommunicator)
   }
 }
