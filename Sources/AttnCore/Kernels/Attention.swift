@@ -60,7 +60,7 @@ private struct AttentionForward: ParallelKernel {
       let a = att + (b * NH + h) * T * T
       let y = out + b * T * C + h * HS
       let next = pair + 1 < pairs.upperBound
-        ? HeadRows(pair: pair + 1, qkv: qkv, dout: nil, written: out, T: T, C: C, NH: NH) : nil
+        ? HeadRows(pair: pair + 1, qkv: qkv, dout: nil, written: out, att: att, T: T, C: C, NH: NH) : nil
       transpose(keysTransposed, ldo: T, k, ldx: 3 * C, rows: T, columns: HS)
       for first in stride(from: 0, to: T, by: attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
@@ -71,7 +71,7 @@ private struct AttentionForward: ParallelKernel {
           m: rows, n: keys, depth: HS, alpha: scale, accumulate: false, trim: .columnsBelow(first))
         for i in first..<keys {
           causalSoftmaxRow(a + i * T, validCount: i + 1, T)
-          next?.prefetch(row: i, C: C, HS: HS)
+          next?.prefetch(row: i, C: C, HS: HS, T: T)
         }
         var weights = UnsafePointer(block)
         if dropout.isActive {
@@ -168,27 +168,38 @@ private func applyDropout(
   }
 }
 
-/// One (batch, head)'s rows in the strided buffers: its q (k and v at +C and +2C, rows 3C apart),
-/// and in the backward pass its output gradient dy (rows C apart). What the pass writes lies at the
-/// same offsets: y (rows C apart) forward, dq, dk and dv (as q, k and v) backward.
+/// One (batch, head)'s rows: its q (k and v at +C and +2C, rows 3C apart), its [T, T] block of
+/// attention weights, and in the backward pass its output gradient dy (rows C apart). What the pass
+/// writes lies at the same offsets as q or dy: y (rows C apart) forward; dq, dk and dv backward.
 private struct HeadRows {
   let q: UnsafePointer<Float>
   let dy: UnsafePointer<Float>?
   let written: UnsafePointer<Float>
+  let weights: UnsafePointer<Float>
 
-  init(pair: Int, qkv: UnsafePointer<Float>, dout: UnsafePointer<Float>?, written: UnsafePointer<Float>, T: Int, C: Int, NH: Int) {
+  init(
+    pair: Int, qkv: UnsafePointer<Float>, dout: UnsafePointer<Float>?, written: UnsafePointer<Float>,
+    att: UnsafePointer<Float>, T: Int, C: Int, NH: Int
+  ) {
     let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
     let HS = C / NH
     q = qkv + b * T * 3 * C + h * HS
     dy = dout.map { $0 + b * T * C + h * HS }
     self.written = written + b * T * (dout == nil ? C : 3 * C) + h * HS
+    weights = att + pair * T * T
   }
 
   /// Asks for row i of this head while the previous head computes. A head's rows are strided
   /// slices that the hardware prefetcher does not foresee: their first touch, from L3, took about a
-  /// fifth of attention's time. (Reading only: tiny and small 1 thread +3-4%; writing too: +0.3%.)
+  /// fifth of attention's time (tiny and small, 1 thread: +3-4% a step). The weights' rows are
+  /// written forward and read first by dv's product backward, which they had made the slowest phase
+  /// (tiny: 4.4 µs a head, 2.6 with them prefetched).
   @inline(__always)
-  func prefetch(row i: Int, C: Int, HS: Int) {
+  func prefetch(row i: Int, C: Int, HS: Int, T: Int) {
+    let weightsRow = weights + i * T
+    for offset in stride(from: 0, to: T, by: 16) {
+      if dy == nil { prefetch_for_writing(weightsRow + offset) } else { prefetch_for_reading(weightsRow + offset) }
+    }
     let q = self.q + i * 3 * C
     for offset in stride(from: 0, to: HS, by: 16) {
       prefetch_for_reading(q + offset)
@@ -254,7 +265,7 @@ private struct AttentionBackward: ParallelKernel {
       let a = att + (b * NH + h) * T * T
       let base = h * T * T
       let next = pair + 1 < pairs.upperBound
-        ? HeadRows(pair: pair + 1, qkv: qkv, dout: dout, written: dqkv, T: T, C: C, NH: NH) : nil
+        ? HeadRows(pair: pair + 1, qkv: qkv, dout: dout, written: dqkv, att: att, T: T, C: C, NH: NH) : nil
       transpose(valuesTransposed, ldo: T, v, ldx: 3 * C, rows: T, columns: HS)
       // Last query block first: it reaches every key, so it sets dk and dv (=) and the earlier
       // blocks add to them; dqkv needs no zeroing pass.
@@ -285,7 +296,7 @@ private struct AttentionBackward: ParallelKernel {
             for j in 0...i { gi[j] = dropKey.uniform(base + i * T + j) >= p ? gi[j] * keep : 0 }
           }
           softmaxBackwardRow(gi, ai, validCount: i + 1, keys)
-          next?.prefetch(row: i, C: C, HS: HS)
+          next?.prefetch(row: i, C: C, HS: HS, T: T)
         }
         // dq = scale * dscores k;  dk += scale * dscores^T q
         tiledMatmul(
