@@ -198,7 +198,11 @@ private struct HeadRows {
   func prefetch(row i: Int, C: Int, HS: Int, T: Int) {
     let weightsRow = weights + i * T
     for offset in stride(from: 0, to: T, by: 16) {
-      if dy == nil { prefetch_for_writing(weightsRow + offset) } else { prefetch_for_reading(weightsRow + offset) }
+      if dy == nil {
+        prefetch_for_writing(weightsRow + offset)
+      } else {
+        prefetch_for_reading(weightsRow + offset)
+      }
     }
     let q = self.q + i * 3 * C
     for offset in stride(from: 0, to: HS, by: 16) {
