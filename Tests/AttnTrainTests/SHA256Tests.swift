@@ -70,7 +70,7 @@ import AttnTrain
     let words = (0..<(3 << 20) / 8).map { _ in rng.next() as UInt64 }
     let bytes = words.withUnsafeBytes { Data($0) } + Data([1, 2, 3])  // 3 MiB and a partial block
     try bytes.write(to: URL(fileURLWithPath: path))
-    let python = try pythonOutput(
+    let python = try python3(
       "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", [path])
     #expect(try SHA256.hexDigest(ofFile: path) == python.trimmingCharacters(in: .whitespacesAndNewlines))
   }
@@ -85,12 +85,4 @@ import AttnTrain
   }
 }
 
-private let hasPython3: Bool = (try? pythonOutput("import hashlib", [])) != nil
-
-private func pythonOutput(_ script: String, _ args: [String]) throws -> String {
-  struct PythonFailed: Error { let status: Int32 }
-  let result = try ChildProcess.run(
-    "/usr/bin/env", ["python3", "-c", script] + args, environment: ProcessInfo.processInfo.environment, timeout: 60)
-  guard result.status == 0 else { throw PythonFailed(status: result.status) }
-  return result.stdout
-}
+private let hasPython3: Bool = (try? python3("import hashlib", [])) != nil

@@ -220,7 +220,7 @@ import AttnTrain
       print(json.dumps({"metadata": meta, "tensors": {k: {"dtype": str(v.dtype), "shape": list(v.shape),
           "values": v.ravel().tolist()} for k, v in t.items()}}))
       """
-    let out = try runPython(script, [path])
+    let out = try python3(script, [path])
     struct Loaded: Decodable {
       struct Tensor: Decodable { let dtype: String; let shape: [Int]; let values: [Double] }
       let metadata: [String: String]
@@ -259,7 +259,7 @@ import AttnTrain
       header.pop("__metadata__", None)
       print(json.dumps(sorted(header, key=lambda k: (header[k]["data_offsets"], k))))
       """
-    let order = try JSONDecoder().decode([String].self, from: Data(try runPython(script, [path]).utf8))
+    let order = try JSONDecoder().decode([String].self, from: Data(try python3(script, [path]).utf8))
 
     let file = try SafeTensorsFile(path: path)
     #expect(file.names == order)
@@ -320,15 +320,4 @@ private struct SplitMix64: RandomNumberGenerator {
   }
 }
 
-private let pythonHasSafetensors: Bool = (try? runPython("import safetensors, numpy", [])) != nil
-
-/// Runs `python3 -c script args...` and returns its stdout; a non-zero exit throws with stderr.
-private func runPython(_ script: String, _ args: [String]) throws -> String {
-  struct PythonFailed: Error, CustomStringConvertible { let description: String }
-  let result = try ChildProcess.run(
-    "/usr/bin/env", ["python3", "-c", script] + args, environment: ProcessInfo.processInfo.environment, timeout: 120)
-  guard result.status == 0 else {
-    throw PythonFailed(description: "python3 exited \(result.status): \(result.output)")
-  }
-  return result.stdout
-}
+private let pythonHasSafetensors: Bool = (try? python3("import safetensors, numpy", [])) != nil

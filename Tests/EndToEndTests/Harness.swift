@@ -52,11 +52,17 @@ enum Harness {
 
   /// `mpirun -np N attn-train arguments`, with what running as root on a small machine needs.
   static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> Result {
-    try run("/usr/bin/mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments,
-            environment: environment, timeout: timeout)
+    try run(mpirunPath, mpirunArguments(ranks, arguments), environment: environment, timeout: timeout)
   }
 
-  static var mpirunAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") }
+  static let mpirunPath = "/usr/bin/mpirun"
+
+  /// mpirun's arguments for `ranks` copies of the built binary.
+  static func mpirunArguments(_ ranks: Int, _ arguments: [String]) -> [String] {
+    ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments
+  }
+
+  static var mpirunAvailable: Bool { FileManager.default.isExecutableFile(atPath: mpirunPath) }
 
   /// A fresh temporary directory, removed by the caller when it likes (left for inspection otherwise).
   static func temporaryDirectory(_ label: String) throws -> URL {

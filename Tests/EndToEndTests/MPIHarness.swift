@@ -19,9 +19,7 @@ enum BackgroundJob {
 
   /// `mpirun -np N attn-train arguments` in the background.
   static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
-    try start(
-      "/usr/bin/mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", Harness.binary] + arguments,
-      environment: environment)
+    try start(Harness.mpirunPath, Harness.mpirunArguments(ranks, arguments), environment: environment)
   }
 }
 
@@ -93,10 +91,7 @@ enum Launcher {
 
 /// Python's reference safetensors reader, for the test that checkpoints open outside Swift.
 enum Python {
-  static let canLoadSafetensors: Bool = {
-    let result = try? Harness.run("/usr/bin/env", ["python3", "-c", "import numpy, safetensors.numpy"], timeout: 60)
-    return result?.status == 0
-  }()
+  static let canLoadSafetensors: Bool = (try? python3("import numpy, safetensors.numpy", [], timeout: 60)) != nil
 
   struct Tensor: Decodable {
     let shape: [Int]
@@ -115,10 +110,7 @@ enum Python {
                        for name, a in load_file(path).items()}
       print(json.dumps(out))
       """
-    let result = try Harness.run("/usr/bin/env", ["python3", "-c", script] + files, timeout: 60)
-    guard result.status == 0 else {
-      throw InputError(file: files.joined(separator: ", "), problem: "Python could not load them:\n\(result.output)")
-    }
-    return try JSONDecoder().decode([String: [String: Tensor]].self, from: Data(result.stdout.utf8))
+    let out = try python3(script, files, timeout: 60)
+    return try JSONDecoder().decode([String: [String: Tensor]].self, from: Data(out.utf8))
   }
 }
