@@ -4,9 +4,13 @@
 // microbenchmark): 97-100 GFLOP/s against 71-93 for tiny's and small's products (K = 64 or 128,
 // where sgemm spends much of its time packing the activations); 98 against 94 at medium's. Reading
 // the weight where it lies is slower (49-82): a row stride of 2 KiB maps a panel onto two L1 sets.
-// The weight gradient stays with sgemm, which was faster there (86-97 against 64-85 packed).
+// The weight gradient stays with sgemm, which was faster there (86-97 against 64-85 packed; and
+// packing both operands per block of 256 rows reached only 40 in a later try, a quarter of it the
+// packing itself).
 // Packing costs one pass over the weight, small beside a product over hundreds of rows. Each result
 // adds its products in the order of k alone, so unlike sgemm it does not depend on the thread count.
+
+import CPrefetch
 
 /// Weights with more elements than this go through sgemm: the panels would take as much memory as
 /// the weight itself (gpt2's tied head is 38M floats), and at those sizes sgemm is as fast.
@@ -46,6 +50,11 @@ func packPanels(
 
 /// c[r, 0..<n] = Σ_k a(r, k) b(k, 0..<n) (+ bias[0..<n]) for r in rows (=), with b packed by
 /// packPanels and a(r, k) = a[r * rowStride + k]. Writes no column past n.
+/// While a tile runs, the lines its successor will write are requested, one panel's columns at a
+/// time: the result buffers were last touched a whole step ago, and each first store waited on
+/// memory (tiny, 1 thread: the forward products of K = 64 ran at 74 GFLOP/s against 83 for K = 256,
+/// whose stores are four times rarer). Prefetching the next tile's rows of `a` as well was slower:
+/// LayerNorm or GELU has just written them.
 func panelMatmul(
   _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, rowStride: Int,
   _ panels: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Range<Int>, n: Int, depth: Int
@@ -59,9 +68,11 @@ func panelMatmul(
   while r0 < rows.upperBound {
     let r1 = min(r0 + tileRows, rows.upperBound)
     let tile = TileRows(a, rowStride: rowStride, first: r0, end: r1)
+    let nextTileRows = r1..<min(r1 + tileRows, rows.upperBound)
     var j = 0
     var panel = panels
     while j + 16 <= n {
+      for r in nextTileRows { prefetch_for_writing(c + r * ldc + j) }
       let sums = tileSums16(tile, 1, panel, 16, 0..<depth)
       for r in 0..<tile.count {
         let (low, high) = sums.row(r)
