@@ -126,7 +126,7 @@ public final class GPT {
       Profiler.measure(.residual) { residualForward(s.res2, residual, s.attproj, BT * C, pool) }
       Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C, pool, panels: panels) }
-      Profiler.measure(.gelu) { geluForward(s.fchGelu, cdf: s.fch, s.fch, BT * 4 * C, pool) }
+      Profiler.measure(.gelu) { geluForward(s.fchGelu, slope: s.fch, s.fch, BT * 4 * C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, pool, panels: panels) }
       Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
       Profiler.measure(.residual) { residualForward(s.res3, s.res2, s.fcproj, BT * C, pool) }
@@ -204,7 +204,7 @@ public final class GPT {
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels)
       }
-      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, cdf: s.fch, out: s.fchGelu, d.dfch.pointer, BT * 4 * C, pool) }
+      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, slope: s.fch, d.dfch.pointer, BT * 4 * C, pool) }
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels)
       }
@@ -299,8 +299,8 @@ private struct GlobalOffsets {
 }
 
 /// What the forward keeps for the backward: per-layer buffers are stacked [L, maxBatch, blockSize, ...].
-/// fch holds fc's output only until GELU replaces it with Phi of it, which with fchGelu is all that
-/// GELU's backward needs.
+/// fch holds fc's output only until GELU replaces it with GELU's derivative there, which is all
+/// that GELU's backward needs.
 private final class Activations {
   let encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2: FloatBuffer
   let ln2, ln2Mean, ln2Rstd, fch, fchGelu, fcproj, res3: FloatBuffer

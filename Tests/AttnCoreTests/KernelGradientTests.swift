@@ -55,15 +55,15 @@ import Testing
     let N = 37
     let inp = randomBuffer(N, seed: 9, scale: 3)
     let out = FloatBuffer(count: N)
-    let cdf = FloatBuffer(count: N)
+    let slope = FloatBuffer(count: N)
     let dout = randomBuffer(N, seed: 10)
     func objective() -> Double {
-      geluForward(out.pointer, cdf: cdf.pointer, inp.pointer, N, .serial)
+      geluForward(out.pointer, slope: slope.pointer, inp.pointer, N, .serial)
       return weightedSum(out.pointer, dout.pointer, N)
     }
     _ = objective()
     let dinp = FloatBuffer(count: N)
-    geluBackward(dinp.pointer, cdf: cdf.pointer, out: out.pointer, dout.pointer, N, .serial)
+    geluBackward(dinp.pointer, slope: slope.pointer, dout.pointer, N, .serial)
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: N, objective: objective)
   }
 

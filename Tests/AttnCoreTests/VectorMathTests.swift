@@ -35,18 +35,18 @@ import Testing
     #expect(worst < 5e-7, "worst absolute error \(worst)")
   }
 
-  // The backward recovers x as gelu(x) / Phi(x), or where float's Phi(x) is 0 (below -5.1) from
-  // what the forward kept instead; the grid crosses that edge.
+  // The forward keeps gelu'(x) for the backward; the grid crosses x = -5.1, below which float's
+  // Phi(x) is 0 and gelu'(x) is x phi(x) alone, and reaches where phi(x) underflows.
   @Test func geluAndItsDerivativeMatchTheExactFormulas() {
-    let xs = stride(from: -12.0, through: 12.0, by: 0.0007).map { Float($0) }
+    let xs = stride(from: -16.0, through: 12.0, by: 0.0007).map { Float($0) }
     let N = xs.count
     let inp = FloatBuffer(count: N)
     let out = FloatBuffer(count: N)
-    let cdf = FloatBuffer(count: N)
+    let slope = FloatBuffer(count: N)
     let grad = FloatBuffer(count: N)
     for i in 0..<N { inp.pointer[i] = xs[i]; grad.pointer[i] = 1 }
-    geluForward(out.pointer, cdf: cdf.pointer, inp.pointer, N, .serial)
-    geluBackward(grad.pointer, cdf: cdf.pointer, out: out.pointer, grad.pointer, N, .serial)
+    geluForward(out.pointer, slope: slope.pointer, inp.pointer, N, .serial)
+    geluBackward(grad.pointer, slope: slope.pointer, grad.pointer, N, .serial)
     var (worstValue, worstDerivative) = (0.0, 0.0)
     for (i, x) in xs.enumerated() {
       let x = Double(x)

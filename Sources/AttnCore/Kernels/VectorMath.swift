@@ -81,6 +81,17 @@ func forEachChunk(
   if i < n { body(i, n - i) }
 }
 
+/// The same over a range of indices: body(offset, count) with offsets from range.lowerBound.
+@inline(__always)
+func forEachChunk(in range: Range<Int>, _ body: (_ offset: Int, _ count: Int) -> Void) {
+  var i = range.lowerBound
+  while i + 8 <= range.upperBound {
+    body(i, 8)
+    i += 8
+  }
+  if i < range.upperBound { body(i, range.upperBound - i) }
+}
+
 @inline(__always)
 func load8(_ p: UnsafePointer<Float>, _ count: Int) -> Float8 {
   if count == 8 { return UnsafeRawPointer(p).loadUnaligned(as: Float8.self) }
