@@ -202,9 +202,11 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels)
+        // d(fchGelu) times GELU's slope is d(fch): the product applies it as it stores.
+        matmulBackward(
+          d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels,
+          geluSlope: s.fch)
       }
-      Profiler.measure(.gelu, backward: true) { geluBackward(d.dfch.pointer, slope: s.fch, d.dfch.pointer, BT * 4 * C, pool) }
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels)
       }

@@ -112,6 +112,32 @@ import Testing
     #expect(Array(a.dinp.buffer) == Array(b.dinp.buffer))
   }
 
+  /// With geluSlope, dinp is the plain input gradient times the slope, bit for bit, on either path,
+  /// and nothing past it is written.
+  @Test(arguments: [(37, 19, 65), (64, 64, 192)], [false, true])
+  func inputGradientTimesGELUSlope(_ shape: (Int, Int, Int), packed: Bool) {
+    let c = Case(BT: shape.0, C: shape.1, OC: shape.2, packed: packed, biased: false, threads: 2)
+    let (BT, C, OC) = (c.BT, c.C, c.OC)
+    let x = Inputs(c)
+    let slope = randomBuffer(BT * C, seed: 17)
+    let panels = FloatBuffer(count: weightPanelFloats(outputs: OC, inputs: C)!)
+    let scratch = packed ? panels.pointer : nil
+    let pool = WorkerPool(threads: 2)
+    let plain = FloatBuffer(count: BT * C)
+    let scaled = FloatBuffer(count: BT * C + Self.guardCount)
+    scaled.pointer.update(repeating: Self.sentinel, count: scaled.count)
+    matmulBackward(
+      plain.pointer, x.dweight.pointer, nil, x.dout.pointer, x.inp.pointer, x.weight.pointer, BT, C, OC, pool,
+      panels: scratch)
+    matmulBackward(
+      scaled.pointer, x.dweight.pointer, nil, x.dout.pointer, x.inp.pointer, x.weight.pointer, BT, C, OC, pool,
+      panels: scratch, geluSlope: slope.pointer)
+    let mismatches = (0..<BT * C).filter { scaled.pointer[$0] != plain.pointer[$0] * slope.pointer[$0] }
+    let (count, first) = (mismatches.count, mismatches.first ?? 0)
+    #expect(count == 0, "\(count) of \(BT * C) differ, the first at \(first)")
+    #expect((0..<Self.guardCount).allSatisfy { scaled.pointer[BT * C + $0] == Self.sentinel }, "written past its end")
+  }
+
   @Test func panelsOnlyForWeightsThatFit() {
     #expect(weightPanelFloats(outputs: 1024, inputs: 1024) == 1024 * 1024)
     #expect(weightPanelFloats(outputs: 65, inputs: 64) == 80 * 64)

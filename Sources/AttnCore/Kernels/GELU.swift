@@ -6,6 +6,8 @@
 // rather than given to forEachChunk: its closure, with erf and exp inlined into it, became a
 // function called per chunk (measured 15% slower).
 
+import CPrefetch
+
 private let inverseSqrt2: Float = 0.707_106_781_186_547_5
 private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 
@@ -68,5 +70,26 @@ private struct GELUBackward: ParallelKernel {
 
   func run(_ range: Range<Int>, thread: Int) {
     forEachChunk(in: range) { i, count in store8(load8(dout + i, count) * load8(slope + i, count), dinp + i, count) }
+  }
+}
+
+// MARK: - Fused with the MLP's projection
+
+/// dinp = sums * slope: matmulBackward's input gradient when its input was GELU's output.
+struct GELUGradientStore: PanelEpilogue {
+  let dinp: UnsafeMutablePointer<Float>
+  let ld: Int
+  let slope: UnsafePointer<Float>
+
+  @inline(__always)
+  func prefetch(row: Int, column: Int) {
+    prefetch_for_writing(dinp + row * ld + column)
+    prefetch_for_reading(slope + row * ld + column)
+  }
+
+  @inline(__always)
+  func store(_ sums: Float8, row: Int, column: Int, width: Int) {
+    let offset = row * ld + column
+    store8(sums * load8(slope + offset, width), dinp + offset, width)
   }
 }

@@ -25,23 +25,9 @@ func matmulForward(
   _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
   _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
 ) {
-  if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
-    packPanels(panels, weight, depthStride: 1, columnStride: C, depth: C, columns: OC)
-    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: out, a: inp, panels: UnsafePointer(panels), bias: bias, n: OC, depth: C))
-  } else {
+  let product = StoreRows(c: out, ldc: OC, bias: bias)
+  if !panelProduct(product, inp, rows: BT, weight, depthStride: 1, columnStride: C, depth: C, columns: OC, pool, panels: panels) {
     pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulForwardRows(out: out, inp: inp, weight: weight, bias: bias, C: C, OC: OC))
-  }
-}
-
-/// c[rows] = a[rows] @ b (+ bias), with b packed into panels: c[BT, n], a[BT, depth].
-private struct PanelRows: ParallelKernel {
-  let c: UnsafeMutablePointer<Float>
-  let a, panels: UnsafePointer<Float>
-  let bias: UnsafePointer<Float>?
-  let n, depth: Int
-
-  func run(_ rows: Range<Int>, thread: Int) {
-    panelMatmul(c, ldc: n, a, rowStride: depth, panels, bias: bias, rows: rows, n: n, depth: depth)
   }
 }
 
@@ -67,18 +53,25 @@ private struct MatmulForwardRows: ParallelKernel {
 // MARK: - Backward
 
 /// dinp[BT, C] = dout @ weight (=);  dweight[OC, C] += dout^T @ inp;  dbias[OC] += column sums of dout.
-/// panels: as for matmulForward.
+/// panels: as for matmulForward. geluSlope: when inp is gelu(h) and geluSlope = gelu'(h) as
+/// geluForward kept it (the MLP's projection), dinp receives the gradient with respect to h instead,
+/// multiplied by the slope as each tile of the product is finished.
 func matmulBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
   _ dbias: UnsafeMutablePointer<Float>?,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?,
+  geluSlope: UnsafePointer<Float>? = nil
 ) {
-  if let panels, weightPanelFloats(outputs: OC, inputs: C) != nil {
-    packPanels(panels, weight, depthStride: C, columnStride: 1, depth: OC, columns: C)
-    pool.parallelFor(BT, granularity: matmulRowGranularity, PanelRows(c: dinp, a: dout, panels: UnsafePointer(panels), bias: nil, n: C, depth: OC))
-  } else {
+  func inputGradient<Epilogue: PanelEpilogue>(_ epilogue: Epilogue) -> Bool {
+    panelProduct(epilogue, dout, rows: BT, weight, depthStride: C, columnStride: 1, depth: OC, columns: C, pool, panels: panels)
+  }
+  let throughPanels =
+    if let geluSlope { inputGradient(GELUGradientStore(dinp: dinp, ld: C, slope: geluSlope)) }
+    else { inputGradient(StoreRows(c: dinp, ldc: C, bias: nil)) }
+  if !throughPanels {
     pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
+    if let geluSlope { geluBackward(dinp, slope: geluSlope, dinp, BT * C, pool) }
   }
   pool.parallelFor(OC, granularity: matmulRowGranularity, MatmulWeightGradientRows(dweight: dweight, dout: dout, inp: inp, BT: BT, C: C, OC: OC))
   if let dbias { pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC)) }

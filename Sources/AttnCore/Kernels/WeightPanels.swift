@@ -48,22 +48,45 @@ func packPanels(
   }
 }
 
-/// c[r, 0..<n] = Σ_k a(r, k) b(k, 0..<n) (+ bias[0..<n]) for r in rows (=), with b packed by
-/// packPanels and a(r, k) = a[r * rowStride + k]. Writes no column past n.
+/// Where a panel product's finished pieces go, up to 8 columns of one result row at a time, while
+/// they are still in registers. A plain store adds the bias; the input gradient of the MLP's
+/// projection multiplies by GELU's slope here (GELU.swift), which spares GELU's backward its own
+/// pass over memory (tiny, 1 thread: +2%). GELU's forward as an epilogue of the fc product gained
+/// nothing (measured): its erf and exp cost the same wherever they run.
+protocol PanelEpilogue {
+  /// Requests the lines that storing columns column..<column + 16 of `row` will touch.
+  func prefetch(row: Int, column: Int)
+  func store(_ sums: Float8, row: Int, column: Int, width: Int)
+}
+
+/// c[row, column...] = sums (+ bias[column...])
+struct StoreRows: PanelEpilogue {
+  let c: UnsafeMutablePointer<Float>
+  let ldc: Int
+  let bias: UnsafePointer<Float>?
+
+  @inline(__always)
+  func prefetch(row: Int, column: Int) { prefetch_for_writing(c + row * ldc + column) }
+
+  @inline(__always)
+  func store(_ sums: Float8, row: Int, column: Int, width: Int) {
+    let value = bias.map { sums + load8($0 + column, width) } ?? sums
+    store8(value, c + row * ldc + column, width)
+  }
+}
+
+/// epilogue(Σ_k a(r, k) b(k, 0..<n)) for r in rows, with b packed by packPanels and
+/// a(r, k) = a[r * rowStride + k]. Hands the epilogue no column past n.
 /// While a tile runs, the lines its successor will write are requested, one panel's columns at a
 /// time: the result buffers were last touched a whole step ago, and each first store waited on
 /// memory (tiny, 1 thread: the forward products of K = 64 ran at 74 GFLOP/s against 83 for K = 256,
 /// whose stores are four times rarer). Prefetching the next tile's rows of `a` as well was slower:
 /// LayerNorm or GELU has just written them.
-func panelMatmul(
-  _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, rowStride: Int,
-  _ panels: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Range<Int>, n: Int, depth: Int
+@inline(__always)
+func panelMatmul<Epilogue: PanelEpilogue>(
+  _ epilogue: Epilogue, _ a: UnsafePointer<Float>, rowStride: Int, _ panels: UnsafePointer<Float>,
+  rows: Range<Int>, n: Int, depth: Int
 ) {
-  @inline(__always)
-  func store(_ sums: Float8, _ row: Int, _ column: Int, _ width: Int) {
-    let value = bias.map { sums + load8($0 + column, width) } ?? sums
-    store8(value, c + row * ldc + column, width)
-  }
   var r0 = rows.lowerBound
   while r0 < rows.upperBound {
     let r1 = min(r0 + tileRows, rows.upperBound)
@@ -72,12 +95,12 @@ func panelMatmul(
     var j = 0
     var panel = panels
     while j + 16 <= n {
-      for r in nextTileRows { prefetch_for_writing(c + r * ldc + j) }
+      for r in nextTileRows { epilogue.prefetch(row: r, column: j) }
       let sums = tileSums16(tile, 1, panel, 16, 0..<depth)
       for r in 0..<tile.count {
         let (low, high) = sums.row(r)
-        store(low, r0 + r, j, 8)
-        store(high, r0 + r, j + 8, 8)
+        epilogue.store(low, row: r0 + r, column: j, width: 8)
+        epilogue.store(high, row: r0 + r, column: j + 8, width: 8)
       }
       j += 16
       panel += depth * 16
@@ -85,9 +108,33 @@ func panelMatmul(
     while j < n {
       let width = min(8, n - j)
       let sums = tileSums8(tile, 1, panel + j % 16, 16, 0..<depth, width: width)
-      for r in 0..<tile.count { store(sums.row(r), r0 + r, j, width) }
+      for r in 0..<tile.count { epilogue.store(sums.row(r), row: r0 + r, column: j, width: width) }
       j += 8
     }
     r0 = r1
+  }
+}
+
+/// Runs epilogue(a[rows, depth] @ b) through panels, b(k, n) = b[k * depthStride + n * columnStride]
+/// for n in 0..<columns, shared among the pool's threads by rows. Returns false, having done
+/// nothing, when there is no scratch or b is too large for panels (the caller then uses sgemm).
+func panelProduct<Epilogue: PanelEpilogue>(
+  _ epilogue: Epilogue, _ a: UnsafePointer<Float>, rows: Int,
+  _ b: UnsafePointer<Float>, depthStride: Int, columnStride: Int, depth: Int, columns: Int,
+  _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
+) -> Bool {
+  guard let panels, weightPanelFloats(outputs: columns, inputs: depth) != nil else { return false }
+  packPanels(panels, b, depthStride: depthStride, columnStride: columnStride, depth: depth, columns: columns)
+  pool.parallelFor(rows, granularity: matmulRowGranularity, PanelRows(epilogue: epilogue, a: a, panels: UnsafePointer(panels), n: columns, depth: depth))
+  return true
+}
+
+private struct PanelRows<Epilogue: PanelEpilogue>: ParallelKernel {
+  let epilogue: Epilogue
+  let a, panels: UnsafePointer<Float>
+  let n, depth: Int
+
+  func run(_ rows: Range<Int>, thread: Int) {
+    panelMatmul(epilogue, a, rowStride: depth, panels, rows: rows, n: n, depth: depth)
   }
 }
