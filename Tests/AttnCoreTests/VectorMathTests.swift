@@ -1,5 +1,5 @@
-// The SIMD exp and erf against libm over the ranges the kernels feed them, and GELU built on them
-// against the exact formulas in Double.
+// The SIMD exp against libm over the range the kernels feed it, and GELU built on it against the
+// exact formulas in Double.
 
 @testable import AttnCore
 import Foundation
@@ -21,18 +21,6 @@ import Testing
     #expect(vexp(Float8(repeating: -.infinity))[0] == 0)
     #expect(vexp(Float8(repeating: 0))[0] == 1)
     #expect(vexp(Float8(repeating: .nan))[0].isNaN)
-  }
-
-  @Test func erfMatchesLibm() {
-    var worst: Double = 0
-    var x: Float = -6
-    while x < 6 {
-      let v = verf(Float8(repeating: x))[0]
-      worst = max(worst, abs(Double(v) - Foundation.erf(Double(x))))
-      x += 0.001
-    }
-    // |erf| <= 1, so 5e-7 absolute is about 4 float32 ulp near 1 (measured: 3.6e-7).
-    #expect(worst < 5e-7, "worst absolute error \(worst)")
   }
 
   // The forward keeps gelu'(x) for the backward; the grid crosses x = -5.1, below which float's

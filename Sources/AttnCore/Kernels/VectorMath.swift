@@ -1,13 +1,14 @@
-// exp and erf over SIMD8<Float>: the libm calls are scalar and dominated GELU and softmax (GELU was
-// 27% of a shakespeare-char step with erff). Accuracy is tested against libm in VectorMathTests:
-// exp within 3e-7 relative, erf within 5e-7 absolute, both below float32 rounding of
-// the surrounding arithmetic.
+// exp over SIMD8<Float>, and the chunked loads and stores the kernels share: libm's expf and erff
+// are scalar and dominated GELU and softmax (GELU was 27% of a shakespeare-char step with erff;
+// GELU.swift now gets erf from this exp). Accuracy is tested against libm in VectorMathTests: within
+// 3e-7 relative, below float32 rounding of the surrounding arithmetic.
 
 typealias Float8 = SIMD8<Float>
 
 // Two code-generation traps, both measured (tiny's softmax: 11.2 µs per head before, 4.1 after):
-// - @inline(__always) left vexp and verf as calls in larger callers (the ymm argument split into two
-//   xmm halves, vzeroupper, every constant reloaded), so they are @_transparent: always inlined.
+// - @inline(__always) left vexp (and an erf, since replaced) as a call in larger callers (the ymm
+//   argument split into two xmm halves, vzeroupper, every constant reloaded), so vexp is
+//   @_transparent: always inlined.
 // - A SIMD comparison against a scalar that is not a literal (v .>= Int32(n)) compiles to a per-lane
 //   loop through the stack; comparing against SIMD8(repeating:) is one instruction.
 
@@ -36,36 +37,6 @@ func vexp(_ x: Float8) -> Float8 {
   p = Float8(repeating: 5.000_000_1e-1).addingProduct(p, r)
   let er = (r + 1).addingProduct(p, r * r)
   return (er * unsafeBitCast((exponent &+ 127) &<< 23, to: Float8.self)).replacing(with: 0, where: under)
-}
-
-/// erf(x) as a rational function on [-4, 4] (outside, erf is +-1 in float32): the approximation
-/// Eigen and XLA use for float.
-@_transparent
-func verf(_ input: Float8) -> Float8 {
-  let x = clamp(input, -4, 4)
-  let x2 = x * x
-  // Horner steps as fused multiply-adds (addingProduct: one rounding, one instruction with FMA).
-  var p = Float8(repeating: -2.726_142_25e-10)
-  p = Float8(repeating: 2.770_681_42e-08).addingProduct(p, x2)
-  p = Float8(repeating: -2.101_024_02e-06).addingProduct(p, x2)
-  p = Float8(repeating: -5.692_506_39e-05).addingProduct(p, x2)
-  p = Float8(repeating: -7.349_906_30e-04).addingProduct(p, x2)
-  p = Float8(repeating: -2.954_599_81e-03).addingProduct(p, x2)
-  p = Float8(repeating: -1.609_603_33e-02).addingProduct(p, x2)
-  p = p * x
-  var q = Float8(repeating: -1.456_607_18e-05)
-  q = Float8(repeating: -2.133_740_55e-04).addingProduct(q, x2)
-  q = Float8(repeating: -1.682_826_97e-03).addingProduct(q, x2)
-  q = Float8(repeating: -7.373_329_17e-03).addingProduct(q, x2)
-  q = Float8(repeating: -1.426_473_91e-02).addingProduct(q, x2)
-  return p / q
-}
-
-/// Lanewise clamp by compare-and-blend. (SIMD's clamped(), pointwiseMin and pointwiseMax compile to
-/// a scalar loop with IEEE NaN rules here, measured 2-3x slower for the whole of erf.) NaN passes.
-@inline(__always)
-func clamp(_ x: Float8, _ lower: Float, _ upper: Float) -> Float8 {
-  x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
 }
 
 /// Applies `body` to n floats, eight at a time, with a zero-padded tail (no reads past n).
