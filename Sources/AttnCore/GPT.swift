@@ -196,8 +196,10 @@ public final class GPT {
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
       // dresidual holds d(res3); res3 = res2 + drop(fcproj) passes it through to res2 unchanged.
-      let dbranch = d.branch.pointer
-      dbranch.update(from: dresidual, count: BT * C)
+      // The branch's gradient is dresidual through dropout's mask: a copy only when there is a mask
+      // (without one, each product reads dresidual before LayerNorm's backward adds to it).
+      let dbranch = dropout.isActive ? d.branch.pointer : dresidual
+      if dropout.isActive { dbranch.update(from: dresidual, count: BT * C) }
       Profiler.measure(.dropout, backward: true) {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .mlpOutput)
       }
@@ -215,7 +217,7 @@ public final class GPT {
           dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C, pool)
       }
       // dresidual now holds d(res2); res2 = residual + drop(attproj).
-      dbranch.update(from: dresidual, count: BT * C)
+      if dropout.isActive { dbranch.update(from: dresidual, count: BT * C) }
       Profiler.measure(.dropout, backward: true) {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
       }
