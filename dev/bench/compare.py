@@ -510,8 +510,6 @@ def main():
                 for side, action in (
                         ("attn", lambda: run_attn_train(name, derived, mode, numbers, args.timeout, tag)),
                         ("torch", lambda: run_torch(name, derived, mode, warmup, measured, args.timeout, tag))):
-                    if runs[side] is None:
-                        continue  # an earlier round of this side failed
                     try:
                         result = action()
                         runs[side].append(result)
@@ -520,13 +518,13 @@ def main():
                             f"{result['tokens_per_s']:,.0f} tok/s, peak RSS "
                             f"{mib(result.get('peak_rss_kib_wait4', result['peak_rss_kib']))} MiB ({result['wall_s']:.1f} s)")
                     except (RunFailed, OSError, ValueError, KeyError) as error:
-                        runs[side] = None
-                        c[side][key] = "failed"
-                        failures.append(f"{name} {side} {label}: {error}")
-                        say(f"[{name}] {side} {label} FAILED: {error}")
+                        # Listed under Failures; the side's other rounds still count (a PyTorch DDP
+                        # worker has aborted in gloo's teardown after a complete measurement).
+                        round_note = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
+                        failures.append(f"{name} {side} {label}{round_note}: {error}")
+                        say(f"[{name}] {side} {label}{round_note} FAILED: {error}")
             for side in ("attn", "torch"):
-                if runs[side]:
-                    c[side][key] = median_round(runs[side])
+                c[side][key] = median_round(runs[side]) if runs[side] else "failed"
         a1, t1 = c["attn"].get("1t"), c["torch"].get("1t")
         if isinstance(a1, dict) and a1["reported_params"] not in (None, numbers["params"]):
             failures.append(f"{name}: attn-train reports {a1['reported_params']:,} parameters, expected {numbers['params']:,}")
