@@ -13,21 +13,22 @@ private let inverseSqrt2: Float = 0.707_106_781_186_547_5
 private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
 
 /// gelu(x) and gelu'(x) = Phi(x) + x phi(x), with phi's exp shared by Phi: for z = |x| / sqrt 2,
-/// 1 - erf(z) = q(t) e^(-z^2), t = 1 / (1 + p z), the polynomial of Abramowitz and Stegun 7.1.26
-/// (error below 1.5e-7), and e^(-z^2) = e^(-x^2 / 2) is phi's own exponential. Phi(-|x|) = q/2 e^(-z^2),
-/// and Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|)), the sign set by its bit: no comparison.
+/// 1 - erf(z) = t P(t) e^(-z^2) with t = 1 / (1 + 0.3275911 z) and P of degree 4 (Abramowitz and
+/// Stegun 7.1.26, error below 1.5e-7), where e^(-z^2) = e^(-x^2 / 2) is phi's own exponential. So
+/// Phi(-|x|) = t P(t) e^(-z^2) / 2, and Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|)), the sign set by
+/// its bit: no comparison.
 @_transparent
 private func geluAndSlope(_ x: Float8) -> (value: Float8, slope: Float8) {
   let gaussian = vexp(-0.5 * x * x)
   let bits = unsafeBitCast(x, to: SIMD8<UInt32>.self)
   let z = unsafeBitCast(bits & 0x7FFF_FFFF, to: Float8.self) * inverseSqrt2
   let t = 1 / Float8(repeating: 1).addingProduct(z, Float8(repeating: 0.327_591_1))
-  var q = Float8(repeating: 1.061_405_429)
-  q = Float8(repeating: -1.453_152_027).addingProduct(q, t)
-  q = Float8(repeating: 1.421_413_741).addingProduct(q, t)
-  q = Float8(repeating: -0.284_496_736).addingProduct(q, t)
-  q = Float8(repeating: 0.254_829_592).addingProduct(q, t)
-  let lowerTail = 0.5 * (q * t) * gaussian
+  var poly = Float8(repeating: 1.061_405_429)
+  poly = Float8(repeating: -1.453_152_027).addingProduct(poly, t)
+  poly = Float8(repeating: 1.421_413_741).addingProduct(poly, t)
+  poly = Float8(repeating: -0.284_496_736).addingProduct(poly, t)
+  poly = Float8(repeating: 0.254_829_592).addingProduct(poly, t)
+  let lowerTail = 0.5 * (poly * t) * gaussian
   let halfSpan = unsafeBitCast(
     unsafeBitCast(0.5 - lowerTail, to: SIMD8<UInt32>.self) | (bits & 0x8000_0000), to: Float8.self)
   let cdf = 0.5 + halfSpan
