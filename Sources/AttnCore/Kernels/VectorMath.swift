@@ -41,15 +41,8 @@ func vexp(_ x: Float8) -> Float8 {
 
 /// Applies `body` to n floats, eight at a time, with a zero-padded tail (no reads past n).
 @inline(__always)
-func forEachChunk(
-  _ n: Int, _ body: (_ offset: Int, _ count: Int) -> Void
-) {
-  var i = 0
-  while i + 8 <= n {
-    body(i, 8)
-    i += 8
-  }
-  if i < n { body(i, n - i) }
+func forEachChunk(_ n: Int, _ body: (_ offset: Int, _ count: Int) -> Void) {
+  forEachChunk(in: 0..<n, body)
 }
 
 /// The same over a range of indices: body(offset, count) with offsets from range.lowerBound.
