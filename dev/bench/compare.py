@@ -9,8 +9,9 @@ attn-train (1 thread; 2 threads; mpirun -np 2 x 1 thread) and with PyTorch eager
 (dev/bench/torch_gpt.py: 1 thread; 2 threads; DDP over gloo, 2 processes x 1 thread), each pair back
 to back. The short configs run in several rounds that alternate attn-train and PyTorch, and each side
 reports its median round: this machine's speed drifts by 10-20% from minute to minute, and one run
-per side made a ratio of one lucky run against one unlucky one. Prints a markdown table and writes it to dev/bench/results/latest.md (raw numbers in
-latest.json, logs and run directories under results/work/). See dev/bench/README.md.
+per side made a ratio of one lucky run against one unlucky one. Prints a markdown table and writes
+it to dev/bench/results/latest.md (raw numbers in latest.json, logs and run directories under
+results/work/). See dev/bench/README.md.
 
 Exit status: 0 when every measurement ran (whatever the numbers), 1 when a build or a run failed,
 2 on bad arguments. Targets that are missed are reported in the table, never in the exit status.
@@ -507,20 +508,19 @@ def main():
             runs = {"attn": [], "torch": []}
             for r in range(rounds):
                 tag = f"-r{r + 1}" if rounds > 1 else ""
+                round_note = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
                 for side, action in (
                         ("attn", lambda: run_attn_train(name, derived, mode, numbers, args.timeout, tag)),
                         ("torch", lambda: run_torch(name, derived, mode, warmup, measured, args.timeout, tag))):
                     try:
                         result = action()
                         runs[side].append(result)
-                        say(f"[{name}] {'attn-train' if side == 'attn' else 'PyTorch'} {label}"
-                            f"{f' (round {r + 1}/{rounds})' if rounds > 1 else ''}: "
+                        say(f"[{name}] {'attn-train' if side == 'attn' else 'PyTorch'} {label}{round_note}: "
                             f"{result['tokens_per_s']:,.0f} tok/s, peak RSS "
                             f"{mib(result.get('peak_rss_kib_wait4', result['peak_rss_kib']))} MiB ({result['wall_s']:.1f} s)")
                     except (RunFailed, OSError, ValueError, KeyError) as error:
                         # Listed under Failures; the side's other rounds still count (a PyTorch DDP
                         # worker has aborted in gloo's teardown after a complete measurement).
-                        round_note = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
                         failures.append(f"{name} {side} {label}{round_note}: {error}")
                         say(f"[{name}] {side} {label}{round_note} FAILED: {error}")
             for side in ("attn", "torch"):
