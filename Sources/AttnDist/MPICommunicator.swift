@@ -62,6 +62,9 @@ public final class MPICommunicator: Communicator {
   /// What MPI granted, which may be below what was asked for; a caller that needs the level it asked
   /// for must check.
   public let providedThreadLevel: ThreadLevel
+  /// Whether a call that waits for other ranks yields its core rather than spinning (Open MPI's
+  /// mpi_yield_when_idle); nil when the tool interface could not tell.
+  public let yieldsWhenIdle: Bool?
   private var isFinalized = false
 
   /// Initializes MPI (under mpirun, or as a singleton world of one without it). MPI allows this once
@@ -79,6 +82,7 @@ public final class MPICommunicator: Communicator {
     localRank = Int(value)
     try check(cmpi_local_size(&value), "MPI_Comm_size(node-local communicator)")
     localSize = Int(value)
+    yieldsWhenIdle = cmpi_yield_when_idle(&value) == CMPI_SUCCESS ? value != 0 : nil
   }
 
   /// Ends MPI in this process. Every rank must call it (it synchronizes), after its last collective

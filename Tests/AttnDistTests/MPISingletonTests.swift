@@ -16,8 +16,10 @@ import Testing
 // descriptors, `swift test`'s output pipe among them, and lives as long as this process does.
 nonisolated(unsafe) private let shared = Result {
   setenv("OMPI_MCA_ess_singleton_isolated", "1", 1)
+  yieldChosenByUser = getenv("OMPI_MCA_mpi_yield_when_idle").map { String(cString: $0) }
   return try MPICommunicator(threadLevel: .serialized)
 }
+nonisolated(unsafe) private var yieldChosenByUser: String?
 
 @Suite(.serialized) struct MPISingletonTests {
   @Test func singletonIsAWorldOfOne() throws {
@@ -27,6 +29,14 @@ nonisolated(unsafe) private let shared = Result {
     #expect(mpi.localRank == 0)
     #expect(mpi.localSize == 1)
     #expect(mpi.providedThreadLevel >= .serialized)
+  }
+
+  // A second MPI thread shares the rank's core, so waiting calls must yield it: the setting has to
+  // reach MPI_Init, which reads it once. (A value the user exported is left as it is.)
+  @Test func waitsYieldTheCoreWhenASecondThreadMayCallMPI() throws {
+    let mpi = try shared.get()
+    let expected = yieldChosenByUser.map { $0 != "0" && $0.lowercased() != "false" } ?? true
+    #expect(mpi.yieldsWhenIdle == expected)
   }
 
   @Test func reductionsOfOneRankAreIdentity() throws {

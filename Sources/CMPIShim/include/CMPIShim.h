@@ -32,8 +32,14 @@ extern "C" {
 // MPI_Init_thread, guarded so it runs at most once per process (see CMPI_ERR_INIT_ONCE). It also
 // sets MPI_ERRORS_RETURN on the world communicator, so failures come back as codes instead of
 // killing the job silently, and splits off the node-local communicator that local rank/size use.
-// `provided_level` receives the CMPI_THREAD_* level MPI actually granted.
+// `provided_level` receives the CMPI_THREAD_* level MPI actually granted. Asking for
+// CMPI_THREAD_SERIALIZED or above also makes Open MPI yield the core while a call waits (see
+// shim.c), unless OMPI_MCA_mpi_yield_when_idle is already set.
 int cmpi_init(int requested_level, int *provided_level);
+
+// Open MPI's mpi_yield_when_idle as MPI_Init took it (through the MPI tool interface): *value is 1
+// when waiting calls yield the core, 0 when they busy-poll.
+int cmpi_yield_when_idle(int *value);
 
 // MPI_Initialized / MPI_Finalized: the only queries MPI allows before init and after finalize.
 int cmpi_initialized(int *flag);
