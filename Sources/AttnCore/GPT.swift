@@ -153,15 +153,18 @@ public final class GPT {
   // MARK: - Backward
 
   /// Backpropagates `lossScale * (sum of token losses)` of the preceding forward, which must have had
-  /// targets and the same tokens, B, T and dropout. Parameter gradients accumulate (+=), so
-  /// micro-steps add up; call zeroGradients() before the first.
+  /// targets and the same tokens, B, T and dropout. With `accumulate` (the default) parameter
+  /// gradients are added (+=), so micro-steps add up after zeroGradients(); without, they are written
+  /// (=), as if zeroed first: a step's first micro-step then spares a pass over the whole buffer, and
+  /// the weight-gradient products do not read it.
   /// `gradientsReady` hears each range of the gradient buffer as soon as backward will no longer
   /// write it: ln_f and lm_head first, then the blocks from the last to the first, then the
   /// embeddings; together the ranges cover the buffer once. A data-parallel trainer starts
   /// reducing them while backward goes on.
   public func backward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, B: Int, T: Int,
-    lossScale: Float, dropout: DropoutContext = .off, gradientsReady: (Range<Int>) -> Void = { _ in }
+    lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
+    gradientsReady: (Range<Int>) -> Void = { _ in }
   ) {
     let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
@@ -177,7 +180,9 @@ public final class GPT {
       crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
     }
     Profiler.measure(.lossHead, backward: true) {
-      matmulBackward(d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool, panels: panels)
+      matmulBackward(
+        d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool, panels: panels,
+        accumulate: accumulate)
     }
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
@@ -185,7 +190,7 @@ public final class GPT {
     Profiler.measure(.layerNorm, backward: true) {
       layerNormBackward(
         dresidual, g + o.lnfw, g + o.lnfb, d.dln.pointer, last, p + o.lnfw,
-        a.lnfMean.pointer, a.lnfRstd.pointer, BT, C, pool)
+        a.lnfMean.pointer, a.lnfRstd.pointer, BT, C, pool, accumulate: accumulate)
     }
     // With a tied head, wte's gradient is not final until the embedding backward at the very end.
     gradientsReady(layout.layerRanges[L - 1].upperBound..<layout.count)
@@ -207,14 +212,17 @@ public final class GPT {
         // d(fchGelu) times GELU's slope is d(fch): the product applies it as it stores.
         matmulBackward(
           d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels,
-          geluSlope: s.fch)
+          geluSlope: s.fch, accumulate: accumulate)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels)
+        matmulBackward(
+          d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels,
+          accumulate: accumulate)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
-          dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C, pool)
+          dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C, pool,
+          accumulate: accumulate)
       }
       // dresidual now holds d(res2); res2 = residual + drop(attproj).
       if dropout.isActive { dbranch.update(from: dresidual, count: BT * C) }
@@ -222,7 +230,9 @@ public final class GPT {
         dropoutInPlace(dbranch, B, T * C, dropout, layer: l, site: .attentionOutput)
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool, panels: panels)
+        matmulBackward(
+          d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool, panels: panels,
+          accumulate: accumulate)
       }
       Profiler.measure(.attention, backward: true) {
         attentionBackward(
@@ -235,11 +245,14 @@ public final class GPT {
         }
       }
       Profiler.measure(.matmul, backward: true) {
-        matmulBackward(d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool, panels: panels)
+        matmulBackward(
+          d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool, panels: panels,
+          accumulate: accumulate)
       }
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
-          dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C, pool)
+          dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C, pool,
+          accumulate: accumulate)
       }
       gradientsReady(layout.layerRanges[l])
     }
@@ -248,6 +261,11 @@ public final class GPT {
       dropoutInPlace(dresidual, B, T * C, dropout, layer: L, site: .embedding)
     }
     Profiler.measure(.embedding, backward: true) {
+      // A tied head has already written wte's gradient (=); an untied wte has had no writer yet.
+      if !accumulate {
+        if o.output != o.wte { (g + o.wte).update(repeating: 0, count: V * C) }
+        if let wpe = o.wpe { (g + wpe).update(repeating: 0, count: shape.blockSize * C) }
+      }
       embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
     }
     gradientsReady(0..<layout.layerRanges[0].lowerBound)

@@ -166,7 +166,6 @@ public final class Trainer {
     let lossScale = Float(1.0 / Double(tokensPerStep))
     let firstSample = communicator.rank * localBatch
     let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
-    model.zeroGradients()
     reducer.begin(count: model.gradients.count)
     var lossSum = 0.0
     for micro in 0..<training.gradAccumSteps {
@@ -176,9 +175,13 @@ public final class Trainer {
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
       lossSum += model.forward(tokens: tokens, targets: targets, B: localBatch, T: T, dropout: context)
-      // Gradients are summed over ranks once, after the last micro-step's backward has added to them.
+      // The first micro-step writes the gradients and later ones add to them; they are summed over
+      // ranks once, after the last micro-step's backward.
       let last = micro == training.gradAccumSteps - 1
-      model.backward(tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context) {
+      model.backward(
+        tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context,
+        accumulate: micro > 0
+      ) {
         if last { self.reducer.gradientsReady($0) }
       }
     }

@@ -36,6 +36,36 @@ import Testing
     }
   }
 
+  /// A step's first micro-step writes the gradients instead of adding to them: the same values as
+  /// zeroing first, whatever the buffer held before (NaN here, which any element left unwritten, or
+  /// read before being written, would carry into the result).
+  @Test(arguments: 0..<4)
+  func writtenGradientsEqualZeroedThenAdded(caseIndex: Int) {
+    let (positions, tied, dropout) = Self.cases[caseIndex]
+    let shape = ModelShape(
+      vocabSize: 7, blockSize: 6, layers: 2, heads: 2, channels: 8, positionEncoding: positions,
+      tieEmbeddings: tied, dropout: dropout)
+    let (B, T) = (2, 4)  // T < blockSize: learned positions past T get no gradient and must read 0
+    let model = GPT(shape: shape, maxBatch: B, pool: WorkerPool(threads: 2))
+    model.initializeParameters(seed: 7)
+    let tokens: [Int32] = [1, 4, 6, 0, 2, 5, 5, 3]
+    let targets: [Int32] = [4, 6, 0, 2, 3, 5, 3, 1]
+    let context = DropoutContext(
+      probability: dropout, stepKey: RandomKey(seed: 5, purpose: .dropout).then(3), firstGlobalSample: 2)
+    model.zeroGradients()
+    model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
+    model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 0.5, dropout: context)
+    let zeroedThenAdded = Array(model.gradients.buffer)
+    model.gradients.pointer.update(repeating: .nan, count: model.gradients.count)
+    model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
+    model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 0.5, dropout: context, accumulate: false)
+    let written = Array(model.gradients.buffer)
+    for tensor in model.layout.tensors {
+      let range = tensor.offset..<(tensor.offset + tensor.count)
+      #expect(Array(written[range]) == Array(zeroedThenAdded[range]), "\(positions) tied=\(tied) \(tensor.name)")
+    }
+  }
+
   @Test func gradientsAccumulateAcrossMicroSteps() {
     let shape = ModelShape(vocabSize: 5, blockSize: 4, layers: 1, heads: 1, channels: 4)
     let model = GPT(shape: shape, maxBatch: 1)

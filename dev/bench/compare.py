@@ -37,7 +37,7 @@ RESULTS = BENCH / "results"
 WORK = RESULTS / "work"
 ALL_CONFIGS = ["tiny", "small", "medium", "gpt2s"]
 # Rounds per config (--rounds overrides): alternating attn-train / PyTorch runs, median reported.
-ROUNDS = {"tiny": 5, "small": 3, "medium": 1, "gpt2s": 1}
+ROUNDS = {"tiny": 5, "small": 3, "medium": 3, "gpt2s": 1}
 # --quick: (untimed warm-up steps, timed steps) per config.
 QUICK_STEPS = {"tiny": (5, 20), "small": (3, 12), "medium": (1, 2), "gpt2s": (1, 1)}
 MODES = [  # key, label, threads per process, processes

@@ -35,15 +35,20 @@ private struct LayerNormForward: ParallelKernel {
 
 // MARK: - Backward
 
-/// dinp += ...;  dweight += ...;  dbias += ...  (all accumulate). Rows are shared among threads for
-/// dinp, columns for dweight and dbias, so every sum keeps its serial order.
+/// dinp += ...;  dweight += ...;  dbias += ...  (dweight and dbias are written, =, without
+/// accumulate). Rows are shared among threads for dinp, columns for dweight and dbias, so every sum
+/// keeps its serial order.
 func layerNormBackward(
   _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
   _ dbias: UnsafeMutablePointer<Float>,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
   _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
-  _ N: Int, _ C: Int, _ pool: WorkerPool
+  _ N: Int, _ C: Int, _ pool: WorkerPool, accumulate: Bool = true
 ) {
+  if !accumulate {
+    dweight.update(repeating: 0, count: C)
+    dbias.update(repeating: 0, count: C)
+  }
   pool.parallelFor(N, LayerNormInputGradient(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd, C: C))
   pool.parallelFor(C, granularity: 64, LayerNormParameterGradients(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C))
 }

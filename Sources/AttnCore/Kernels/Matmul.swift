@@ -52,7 +52,8 @@ private struct MatmulForwardRows: ParallelKernel {
 
 // MARK: - Backward
 
-/// dinp[BT, C] = dout @ weight (=);  dweight[OC, C] += dout^T @ inp;  dbias[OC] += column sums of dout.
+/// dinp[BT, C] = dout @ weight (=);  dweight[OC, C] += dout^T @ inp;  dbias[OC] += column sums of dout
+/// (= for both when `accumulate` is false: the first micro-step needs no zeroed gradients).
 /// panels: as for matmulForward. geluSlope: when inp is gelu(h) and geluSlope = gelu'(h) as
 /// geluForward kept it (the MLP's projection), dinp receives the gradient with respect to h instead,
 /// multiplied by the slope as each tile of the product is finished.
@@ -61,7 +62,7 @@ func matmulBackward(
   _ dbias: UnsafeMutablePointer<Float>?,
   _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
   _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?,
-  geluSlope: UnsafePointer<Float>? = nil
+  geluSlope: UnsafePointer<Float>? = nil, accumulate: Bool = true
 ) {
   func inputGradient<Epilogue: PanelEpilogue>(_ epilogue: Epilogue) -> Bool {
     panelProduct(epilogue, dout, rows: BT, weight, depthStride: C, columnStride: 1, depth: OC, columns: C, pool, panels: panels)
@@ -73,8 +74,10 @@ func matmulBackward(
     pool.parallelFor(BT, granularity: matmulRowGranularity, MatmulInputGradientRows(dinp: dinp, dout: dout, weight: weight, C: C, OC: OC))
     if let geluSlope { geluBackward(dinp, slope: geluSlope, dinp, BT * C, pool) }
   }
-  pool.parallelFor(OC, granularity: matmulRowGranularity, MatmulWeightGradientRows(dweight: dweight, dout: dout, inp: inp, BT: BT, C: C, OC: OC))
-  if let dbias { pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC)) }
+  pool.parallelFor(OC, granularity: matmulRowGranularity, MatmulWeightGradientRows(dweight: dweight, dout: dout, inp: inp, BT: BT, C: C, OC: OC, accumulate: accumulate))
+  if let dbias {
+    pool.parallelFor(OC, granularity: 64, ColumnSums(sums: dbias, rows: dout, N: BT, C: OC, accumulate: accumulate))
+  }
 }
 
 /// dinp[rows] = dout[rows] @ weight
@@ -90,27 +93,31 @@ private struct MatmulInputGradientRows: ParallelKernel {
   }
 }
 
-/// dweight[outputs] += dout[:, outputs]^T @ inp
+/// dweight[outputs] += dout[:, outputs]^T @ inp  (= without accumulate)
 private struct MatmulWeightGradientRows: ParallelKernel {
   let dweight: UnsafeMutablePointer<Float>
   let dout, inp: UnsafePointer<Float>
   let BT, C, OC: Int
+  let accumulate: Bool
 
   func run(_ outputs: Range<Int>, thread: Int) {
     cblas_sgemm(
       CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputs.count), Int32(C), Int32(BT),
-      1, dout + outputs.lowerBound, Int32(OC), inp, Int32(C), 1, dweight + outputs.lowerBound * C, Int32(C))
+      1, dout + outputs.lowerBound, Int32(OC), inp, Int32(C), accumulate ? 1 : 0, dweight + outputs.lowerBound * C,
+      Int32(C))
   }
 }
 
-/// sums[c] += sum over rows of rows[n, c], threads taking column ranges: each sum adds its rows in
-/// order, so the result does not depend on the thread count.
+/// sums[c] += sum over rows of rows[n, c] (= without accumulate), threads taking column ranges: each
+/// sum adds its rows in order, so the result does not depend on the thread count.
 struct ColumnSums: ParallelKernel {
   let sums: UnsafeMutablePointer<Float>
   let rows: UnsafePointer<Float>
   let N, C: Int
+  let accumulate: Bool
 
   func run(_ columns: Range<Int>, thread: Int) {
+    if !accumulate { for c in columns { sums[c] = 0 } }
     for n in 0..<N {
       let row = rows + n * C
       for c in columns { sums[c] += row[c] }

@@ -94,11 +94,12 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
   }
   let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
   func step(_ t: Int) {
-    model.zeroGradients()
     sampler.fill(tokens: tokens, targets: targets, from: data.train, step: t, microStep: 0, firstSample: 0, count: B)
     let context = DropoutContext(probability: shape.dropout, stepKey: dropoutKey.then(t), firstGlobalSample: 0)
     model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
-    model.backward(tokens: tokens, targets: targets, B: B, T: T, lossScale: 1 / Float(B * T), dropout: context)
+    // As the trainer's first micro-step: the gradients are written, not zeroed and then added to.
+    model.backward(
+      tokens: tokens, targets: targets, B: B, T: T, lossScale: 1 / Float(B * T), dropout: context, accumulate: false)
     let clipping = Profiler.measure(.clipping, backward: true) { gradientClipping(model.gradients, maxNorm: 1) }
     Profiler.measure(.optimizer, backward: true) {
       optimizer.step(
