@@ -30,7 +30,9 @@ import Testing
     expectGradientMatches("bias", analytic: dbias.pointer, x: bias.pointer, count: OC, objective: objective)
   }
 
-  @Test func layerNorm() {
+  /// On one thread the parameter gradients are summed in the input gradient's pass over the rows; on
+  /// more, in a pass of their own over the columns.
+  @Test(arguments: [1, 2]) func layerNorm(threads: Int) {
     let (N, C) = (4, 9)
     let inp = randomBuffer(N * C, seed: 5, scale: 2)
     let weight = randomBuffer(C, seed: 6, scale: 0.5, offset: 1)
@@ -45,7 +47,7 @@ import Testing
     _ = objective()
     layerNormBackward(
       dinp.pointer, dweight.pointer, dbias.pointer, dout.pointer, inp.pointer, weight.pointer,
-      mean.pointer, rstd.pointer, N, C, .serial)
+      mean.pointer, rstd.pointer, N, C, threads == 1 ? .serial : WorkerPool(threads: threads))
     expectGradientMatches("inp", analytic: dinp.pointer, x: inp.pointer, count: N * C, objective: objective)
     expectGradientMatches("weight", analytic: dweight.pointer, x: weight.pointer, count: C, objective: objective)
     expectGradientMatches("bias", analytic: dbias.pointer, x: bias.pointer, count: C, objective: objective)

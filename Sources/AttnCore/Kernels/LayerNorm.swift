@@ -49,12 +49,24 @@ func layerNormBackward(
     dweight.update(repeating: 0, count: C)
     dbias.update(repeating: 0, count: C)
   }
-  pool.parallelFor(N, LayerNormInputGradient(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd, C: C))
-  pool.parallelFor(C, granularity: 64, LayerNormParameterGradients(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C))
+  // One thread takes the rows in order, so the parameter sums can ride along in the same pass (the
+  // same bits as the column pass: each sum still adds its rows in order). With more threads, rows
+  // go to threads and a second pass over the columns keeps that order.
+  let fused = pool.threads == 1
+  pool.parallelFor(
+    N,
+    LayerNormInputGradient(
+      dinp: dinp, dweight: fused ? dweight : nil, dbias: fused ? dbias : nil, dout: dout, inp: inp,
+      weight: weight, mean: mean, rstd: rstd, C: C))
+  if !fused {
+    pool.parallelFor(C, granularity: 64, LayerNormParameterGradients(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd, N: N, C: C))
+  }
 }
 
 private struct LayerNormInputGradient: ParallelKernel {
   let dinp: UnsafeMutablePointer<Float>
+  /// Also summed here when given (rows must then come in order, on one thread).
+  let dweight, dbias: UnsafeMutablePointer<Float>?
   let dout, inp, weight, mean, rstd: UnsafePointer<Float>
   let C: Int
 
@@ -76,9 +88,18 @@ private struct LayerNormInputGradient: ParallelKernel {
       }
       let dnormMean = dnormSums.sum() / Float(C)
       let dnormNormMean = dnormNormSums.sum() / Float(C)
-      for i in 0..<C {
-        let norm = (x[i] - m) * s
-        dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+      if let dweight, let dbias {
+        for i in 0..<C {
+          let norm = (x[i] - m) * s
+          dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+          dbias[i] += dy[i]
+          dweight[i] += norm * dy[i]
+        }
+      } else {
+        for i in 0..<C {
+          let norm = (x[i] - m) * s
+          dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+        }
       }
     }
   }
