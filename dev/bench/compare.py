@@ -503,18 +503,20 @@ def main():
                 say(f"[{name}] sgemm {threads} thread(s) FAILED: {error}")
         rounds = args.rounds or ROUNDS.get(name, 1)
         c["rounds"] = rounds
-        for mode in MODES:
-            key, label = mode[0], mode[1]
-            runs = {"attn": [], "torch": []}
-            for r in range(rounds):
-                tag = f"-r{r + 1}" if rounds > 1 else ""
-                round_note = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
+        # Rounds outside modes: each round runs every mode, so the ratios between modes (2 ranks over
+        # 1 thread) compare runs minutes apart at most, not one mode's block with another's.
+        runs = {(mode[0], side): [] for mode in MODES for side in ("attn", "torch")}
+        for r in range(rounds):
+            tag = f"-r{r + 1}" if rounds > 1 else ""
+            round_note = f" (round {r + 1}/{rounds})" if rounds > 1 else ""
+            for mode in MODES:
+                key, label = mode[0], mode[1]
                 for side, action in (
                         ("attn", lambda: run_attn_train(name, derived, mode, numbers, args.timeout, tag)),
                         ("torch", lambda: run_torch(name, derived, mode, warmup, measured, args.timeout, tag))):
                     try:
                         result = action()
-                        runs[side].append(result)
+                        runs[(key, side)].append(result)
                         say(f"[{name}] {'attn-train' if side == 'attn' else 'PyTorch'} {label}{round_note}: "
                             f"{result['tokens_per_s']:,.0f} tok/s, peak RSS "
                             f"{mib(result.get('peak_rss_kib_wait4', result['peak_rss_kib']))} MiB ({result['wall_s']:.1f} s)")
@@ -523,8 +525,8 @@ def main():
                         # worker has aborted in gloo's teardown after a complete measurement).
                         failures.append(f"{name} {side} {label}{round_note}: {error}")
                         say(f"[{name}] {side} {label}{round_note} FAILED: {error}")
-            for side in ("attn", "torch"):
-                c[side][key] = median_round(runs[side]) if runs[side] else "failed"
+        for (key, side), done in runs.items():
+            c[side][key] = median_round(done) if done else "failed"
         a1, t1 = c["attn"].get("1t"), c["torch"].get("1t")
         if isinstance(a1, dict) and a1["reported_params"] not in (None, numbers["params"]):
             failures.append(f"{name}: attn-train reports {a1['reported_params']:,} parameters, expected {numbers['params']:,}")
