@@ -9,12 +9,19 @@ import Testing
     (.learned, true, 0), (.learned, false, 0.2), (.sinusoidal, true, 0.1), (.rope, false, 0),
   ]
 
+  /// A two-layer model small enough for finite differences, with case `caseIndex`'s position
+  /// encoding, head tying and dropout.
+  static func shape(_ caseIndex: Int) -> ModelShape {
+    let (positions, tied, dropout) = cases[caseIndex]
+    return ModelShape(
+      vocabSize: 7, blockSize: 6, layers: 2, heads: 2, channels: 8, positionEncoding: positions,
+      tieEmbeddings: tied, dropout: dropout)
+  }
+
   @Test(arguments: 0..<4)
   func everyParameterTensor(caseIndex: Int) {
     let (positions, tied, dropout) = Self.cases[caseIndex]
-    let shape = ModelShape(
-      vocabSize: 7, blockSize: 6, layers: 2, heads: 2, channels: 8, positionEncoding: positions,
-      tieEmbeddings: tied, dropout: dropout)
+    let shape = Self.shape(caseIndex)
     let (B, T) = (2, 5)
     let model = GPT(shape: shape, maxBatch: B)
     model.initializeParameters(seed: 7)
@@ -42,9 +49,7 @@ import Testing
   @Test(arguments: 0..<4)
   func writtenGradientsEqualZeroedThenAdded(caseIndex: Int) {
     let (positions, tied, dropout) = Self.cases[caseIndex]
-    let shape = ModelShape(
-      vocabSize: 7, blockSize: 6, layers: 2, heads: 2, channels: 8, positionEncoding: positions,
-      tieEmbeddings: tied, dropout: dropout)
+    let shape = Self.shape(caseIndex)
     let (B, T) = (2, 4)  // T < blockSize: learned positions past T get no gradient and must read 0
     let model = GPT(shape: shape, maxBatch: B, pool: WorkerPool(threads: 2))
     model.initializeParameters(seed: 7)
