@@ -10,24 +10,14 @@ import Testing
 
 @Suite struct GradientAccumulationTests {
   @Test func eachStepsGradientsAreTheSumOfItsOwnMicroSteps() throws {
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attn-train-accum-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
     let (batch, microSteps) = (2, 3)
-    let json = """
-      {"model": {"n_layer": 2, "n_head": 2, "n_embd": 16, "block_size": 16, "dropout": 0.1},
-       "schedule": {"warmup_steps": 1},
-       "training": {"batch_size": \(batch), "grad_accum_steps": \(microSteps), "max_steps": 5},
-       "data": {"train_path": "\(repository.appendingPathComponent("data/tinyshakespeare/input.txt").path)"},
-       "output": {"run_dir": "\(directory.appendingPathComponent("run").path)"}}
-      """
-    let config = try Config.parse(json: Data(json.utf8), sourcePath: directory.appendingPathComponent("c.json").path)
-    let data = try TextData.load(config)
-    let trainer = try Trainer(
-      config: config, data: data, communicator: SingleProcessCommunicator(), log: RunLog(isSpeaker: false),
-      run: RunDirectory(path: config.output.runDir, origin: "output.run_dir"), resumeFrom: nil)
+    let setup = try InProcessTrainer("""
+      "model": {"n_layer": 2, "n_head": 2, "n_embd": 16, "block_size": 16, "dropout": 0.1},
+      "schedule": {"warmup_steps": 1},
+      "training": {"batch_size": \(batch), "grad_accum_steps": \(microSteps), "max_steps": 5}
+      """)
+    defer { setup.remove() }
+    let (trainer, config, data) = (setup.trainer, setup.config, setup.data)
     let shape = trainer.model.shape
     let T = shape.blockSize
     let reference = GPT(shape: shape, maxBatch: batch)

@@ -13,23 +13,13 @@ import Testing
     // As attn-train does at start. (A multi-threaded OpenBLAS mallocs a job list in every sgemm
     // above its small-matrix size: measured here, one per call.)
     ComputeThreads.set(1)
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attn-train-alloc-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let json = """
-      {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.1},
-       "schedule": {"warmup_steps": 2},
-       "training": {"batch_size": 4, "grad_accum_steps": 2, "max_steps": 20, "allreduce_bucket_mb": 0.01},
-       "data": {"train_path": "\(repository.appendingPathComponent("data/tinyshakespeare/input.txt").path)"},
-       "output": {"run_dir": "\(directory.appendingPathComponent("run").path)"}}
-      """
-    let config = try Config.parse(json: Data(json.utf8), sourcePath: directory.appendingPathComponent("c.json").path)
-    let data = try TextData.load(config)
-    let trainer = try Trainer(
-      config: config, data: data, communicator: SingleProcessCommunicator(), log: RunLog(isSpeaker: false),
-      run: RunDirectory(path: config.output.runDir, origin: "output.run_dir"), resumeFrom: nil)
+    let setup = try InProcessTrainer("""
+      "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.1},
+      "schedule": {"warmup_steps": 2},
+      "training": {"batch_size": 4, "grad_accum_steps": 2, "max_steps": 20, "allreduce_bucket_mb": 0.01}
+      """)
+    defer { setup.remove() }
+    let trainer = setup.trainer
     var allocations: [Int] = []
     for step in 0..<12 {
       if step >= 2 { attn_allocations_start() }
