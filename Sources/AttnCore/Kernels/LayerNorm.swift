@@ -88,17 +88,14 @@ private struct LayerNormInputGradient: ParallelKernel {
       }
       let dnormMean = dnormSums.sum() / Float(C)
       let dnormNormMean = dnormNormSums.sum() / Float(C)
+      for i in 0..<C {
+        let norm = (x[i] - m) * s
+        dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+      }
       if let dweight, let dbias {
         for i in 0..<C {
-          let norm = (x[i] - m) * s
-          dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
           dbias[i] += dy[i]
-          dweight[i] += norm * dy[i]
-        }
-      } else {
-        for i in 0..<C {
-          let norm = (x[i] - m) * s
-          dx[i] += (weight[i] * dy[i] - dnormMean - norm * dnormNormMean) * s
+          dweight[i] += (x[i] - m) * s * dy[i]
         }
       }
     }
