@@ -121,15 +121,15 @@ public final class GPT {
       Profiler.measure(.attention) {
         attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
       }
-      Profiler.measure(.matmul) { matmulForward(s.attproj, s.atty, w.projw, w.projb, BT, C, C, pool, panels: panels) }
-      Profiler.measure(.dropout) { dropoutInPlace(s.attproj, B, T * C, dropout, layer: l, site: .attentionOutput) }
-      Profiler.measure(.residual) { residualForward(s.res2, residual, s.attproj, BT * C, pool) }
+      branchIntoResidual(
+        s.res2, residual, s.attproj, s.atty, w.projw, w.projb, inputs: C, dropout, layer: l, site: .attentionOutput,
+        B, T, C, panels)
       Profiler.measure(.layerNorm) { layerNormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C, pool) }
       Profiler.measure(.matmul) { matmulForward(s.fch, s.ln2, w.fcw, w.fcb, BT, C, 4 * C, pool, panels: panels) }
       Profiler.measure(.gelu) { geluForward(s.fchGelu, slope: s.fch, s.fch, BT * 4 * C, pool) }
-      Profiler.measure(.matmul) { matmulForward(s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, pool, panels: panels) }
-      Profiler.measure(.dropout) { dropoutInPlace(s.fcproj, B, T * C, dropout, layer: l, site: .mlpOutput) }
-      Profiler.measure(.residual) { residualForward(s.res3, s.res2, s.fcproj, BT * C, pool) }
+      branchIntoResidual(
+        s.res3, s.res2, s.fcproj, s.fchGelu, w.fcprojw, w.fcprojb, inputs: 4 * C, dropout, layer: l, site: .mlpOutput,
+        B, T, C, panels)
     }
 
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
@@ -143,6 +143,26 @@ public final class GPT {
     var total = 0.0
     for i in 0..<BT { total += Double(a.losses.pointer[i]) }
     return total
+  }
+
+  /// out = residual + dropout(input @ weight^T + bias): a block's projection back into the residual
+  /// stream, input [B*T, inputs]. Without dropout the product stores the sum itself (the same bits
+  /// as the three passes, which dropout needs: its mask falls between the product and the sum).
+  private func branchIntoResidual(
+    _ out: UnsafeMutablePointer<Float>, _ residual: UnsafePointer<Float>, _ branch: UnsafeMutablePointer<Float>,
+    _ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, inputs: Int,
+    _ dropout: DropoutContext, layer: Int, site: DropoutSite, _ B: Int, _ T: Int, _ C: Int,
+    _ panels: UnsafeMutablePointer<Float>
+  ) {
+    guard dropout.isActive else {
+      Profiler.measure(.matmul) {
+        matmulForward(out, input, weight, bias, adding: residual, B * T, inputs, C, pool, panels: panels)
+      }
+      return
+    }
+    Profiler.measure(.matmul) { matmulForward(branch, input, weight, bias, B * T, inputs, C, pool, panels: panels) }
+    Profiler.measure(.dropout) { dropoutInPlace(branch, B, T * C, dropout, layer: layer, site: site) }
+    Profiler.measure(.residual) { residualForward(out, residual, branch, B * T * C, pool) }
   }
 
   /// Logits [B, T, V] of the last forward; overwritten by backward.

@@ -1,7 +1,8 @@
 // The linear layer's two paths (sgemm, and the weight packed into panels) against a naive Double
 // product, at shapes that leave partial 6-row tiles and partial 8- and 16-column chunks, on one and
 // on two threads. The panel path must also write nothing outside its result and give the same bits
-// at every thread count.
+// at every thread count. The fused epilogues (GELU's slope, a residual's sum) must give the bits of
+// the separate passes.
 
 @testable import AttnCore
 import Testing
@@ -136,6 +137,32 @@ import Testing
     let (count, first) = (mismatches.count, mismatches.first ?? 0)
     #expect(count == 0, "\(count) of \(BT * C) differ, the first at \(first)")
     #expect((0..<Self.guardCount).allSatisfy { scaled.pointer[BT * C + $0] == Self.sentinel }, "written past its end")
+  }
+
+  /// Adding a residual as the product stores gives the bits of the product followed by the sum, on
+  /// either path and thread count, and nothing past the result is written.
+  @Test(arguments: [(37, 19, 65), (64, 64, 192)], [false, true])
+  func productAddedToResidual(_ shape: (Int, Int, Int), packed: Bool) {
+    let (BT, C, OC) = shape
+    let x = Inputs(Case(BT: BT, C: C, OC: OC, packed: packed, biased: true, threads: 1))
+    let residual = randomBuffer(BT * OC, seed: 18)
+    let panels = FloatBuffer(count: weightPanelFloats(outputs: OC, inputs: C)!)
+    let scratch = packed ? panels.pointer : nil
+    for pool in [WorkerPool.serial, WorkerPool(threads: 2)] {
+      let branch = FloatBuffer(count: BT * OC)
+      let separate = FloatBuffer(count: BT * OC)
+      matmulForward(branch.pointer, x.inp.pointer, x.weight.pointer, x.bias.pointer, BT, C, OC, pool, panels: scratch)
+      residualForward(separate.pointer, residual.pointer, branch.pointer, BT * OC, pool)
+      let fused = FloatBuffer(count: BT * OC + Self.guardCount)
+      fused.pointer.update(repeating: Self.sentinel, count: fused.count)
+      matmulForward(
+        fused.pointer, x.inp.pointer, x.weight.pointer, x.bias.pointer, adding: residual.pointer, BT, C, OC, pool,
+        panels: scratch)
+      let mismatches = (0..<BT * OC).filter { fused.pointer[$0] != separate.pointer[$0] }
+      let (count, first) = (mismatches.count, mismatches.first ?? 0)
+      #expect(count == 0, "\(pool.threads) threads: \(count) of \(BT * OC) differ, the first at \(first)")
+      #expect((0..<Self.guardCount).allSatisfy { fused.pointer[BT * OC + $0] == Self.sentinel }, "written past its end")
+    }
   }
 
   @Test func panelsOnlyForWeightsThatFit() {

@@ -31,6 +31,21 @@ func matmulForward(
   }
 }
 
+/// out[BT, OC] = addend[BT, OC] + (inp @ weight^T + bias), the same bits as matmulForward followed
+/// by residualForward: a residual connection's sum, which the panel products store as they go, with
+/// no pass of its own. out may not be addend.
+func matmulForward(
+  _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+  _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, adding addend: UnsafePointer<Float>,
+  _ BT: Int, _ C: Int, _ OC: Int, _ pool: WorkerPool, panels: UnsafeMutablePointer<Float>?
+) {
+  let product = StoreRowsAdding(c: out, ldc: OC, bias: bias, addend: addend)
+  if !panelProduct(product, inp, rows: BT, weight, depthStride: 1, columnStride: C, depth: C, columns: OC, pool, panels: panels) {
+    matmulForward(out, inp, weight, bias, BT, C, OC, pool, panels: nil)
+    residualForward(out, addend, out, BT * OC, pool)
+  }
+}
+
 private struct MatmulForwardRows: ParallelKernel {
   let out: UnsafeMutablePointer<Float>
   let inp, weight: UnsafePointer<Float>
