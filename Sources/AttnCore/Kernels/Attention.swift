@@ -18,8 +18,15 @@ import CPrefetch
 let attentionBlockRows = 64
 
 /// Floats of scratch each pool thread needs: a [T, T] block of weights, a transposed [HS, T] head
-/// and one number per query.
-public func attentionScratchPerThread(blockSize T: Int, headSize HS: Int) -> Int { T * T + HS * T + T }
+/// (rows transposedStride(T) apart) and one number per query.
+public func attentionScratchPerThread(blockSize T: Int, headSize HS: Int) -> Int {
+  T * T + HS * transposedStride(T) + T
+}
+
+/// The row stride of a transposed head: an odd number of cache lines. The products read one line
+/// from each of its HS rows per tile; at a stride of 2^k lines those lines share a few of L1's 64
+/// sets and evict each other (T = 256: 1 KB apart, all in 4 sets).
+func transposedStride(_ T: Int) -> Int { ((T + 15) / 16 | 1) * 16 }
 
 // MARK: - Forward
 
@@ -52,7 +59,8 @@ private struct AttentionForward: ParallelKernel {
     let scale = 1 / Float(HS).squareRoot()
     let scratch = scratch + thread * attentionScratchPerThread(blockSize: T, headSize: HS)
     let keysTransposed = scratch + T * T
-    let rowNumbers = keysTransposed + HS * T
+    let ldk = transposedStride(T)
+    let rowNumbers = keysTransposed + HS * ldk
     for pair in pairs {
       let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
       let dropKey = dropout.key(sample: b, layer: layer, site: .attentionWeights)
@@ -63,13 +71,13 @@ private struct AttentionForward: ParallelKernel {
       let y = out + b * T * C + h * HS
       let next = pair + 1 < pairs.upperBound
         ? HeadRows(pair: pair + 1, qkv: qkv, dout: nil, written: out, att: att, T: T, C: C, NH: NH) : nil
-      transpose(keysTransposed, ldo: T, k, ldx: 3 * C, rows: T, columns: HS)
+      transpose(keysTransposed, ldo: ldk, k, ldx: 3 * C, rows: T, columns: HS)
       for first in stride(from: 0, to: T, by: attentionBlockRows) {
         let rows = min(attentionBlockRows, T - first)
         let keys = first + rows
         let block = a + first * T
         tiledMatmul(
-          block, ldc: T, q + first * 3 * C, rowStride: 3 * C, depthStride: 1, keysTransposed, ldb: T,
+          block, ldc: T, q + first * 3 * C, rowStride: 3 * C, depthStride: 1, keysTransposed, ldb: ldk,
           m: rows, n: keys, depth: HS, alpha: scale, accumulate: false, trim: .columnsBelow(first))
         // In sweeps over the block rather than row by row: each row is a chain of dependent
         // reductions, and rows that depend on nothing of each other's overlap (45 against 50 ns
@@ -294,6 +302,7 @@ private struct AttentionBackward: ParallelKernel {
     let perThread = attentionScratchPerThread(blockSize: T, headSize: HS)
     let scratchWeights = scratchWeights + thread * perThread
     let valuesTransposed = scratchWeights + T * T
+    let ldv = transposedStride(T)
     let scratchGrad = scratchGrad + thread * perThread
     for pair in pairs {
       let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
@@ -309,7 +318,7 @@ private struct AttentionBackward: ParallelKernel {
       let base = h * T * T
       let next = pair + 1 < pairs.upperBound
         ? HeadRows(pair: pair + 1, qkv: qkv, dout: dout, written: dqkv, att: att, T: T, C: C, NH: NH) : nil
-      transpose(valuesTransposed, ldo: T, v, ldx: 3 * C, rows: T, columns: HS)
+      transpose(valuesTransposed, ldo: ldv, v, ldx: 3 * C, rows: T, columns: HS)
       // Last query block first: it reaches every key, so it sets dk and dv (=) and the earlier
       // blocks add to them; dqkv needs no zeroing pass.
       for first in stride(from: (T - 1) / attentionBlockRows * attentionBlockRows, through: 0, by: -attentionBlockRows) {
@@ -326,7 +335,7 @@ private struct AttentionBackward: ParallelKernel {
         }
         // dweights = dy v^T;  dv += weights^T dy
         tiledMatmul(
-          grad, ldc: T, dy + first * C, rowStride: C, depthStride: 1, valuesTransposed, ldb: T,
+          grad, ldc: T, dy + first * C, rowStride: C, depthStride: 1, valuesTransposed, ldb: ldv,
           m: rows, n: keys, depth: HS, alpha: 1, accumulate: false, trim: .columnsBelow(first))
         tiledMatmul(
           dv, ldc: 3 * C, weights, rowStride: 1, depthStride: T, dy + first * C, ldb: C,
