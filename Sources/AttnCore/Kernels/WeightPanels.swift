@@ -27,24 +27,34 @@ private func roundedToPanels(_ n: Int) -> Int { (n + 15) / 16 * 16 }
 
 /// panels[n / 16][k, n % 16] = b(k, n) = b[k * depthStride + n * columnStride], for k in 0..<depth and
 /// n in 0..<columns. Lanes past the last column are left as they are: nothing reads them.
+/// Packing reads the whole weight from memory at every call, whatever the batch, so its order is
+/// the one that reads b from start to end: with contiguous rows (the input gradient's packing) each
+/// row is spread over the panels (medium: 7.3-7.9 against 13.6-14.5 ms a step when each panel
+/// gathered its 16 floats from every row).
 func packPanels(
   _ panels: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, depthStride: Int, columnStride: Int,
   depth: Int, columns: Int
 ) {
-  var j = 0
-  var panel = panels
-  while j < columns {
-    let width = min(16, columns - j)
-    if columnStride == 1 {
-      for k in 0..<depth { (panel + k * 16).update(from: b + k * depthStride + j, count: width) }
-    } else {
-      for jj in 0..<width {
-        let column = b + (j + jj) * columnStride
-        for k in 0..<depth { panel[k * 16 + jj] = column[k * depthStride] }
+  if columnStride == 1 {
+    for k in 0..<depth {
+      let row = b + k * depthStride
+      var panel = panels + k * 16
+      for j in stride(from: 0, to: columns, by: 16) {
+        let width = min(16, columns - j)
+        store8(load8(row + j, min(8, width)), panel, min(8, width))
+        if width > 8 { store8(load8(row + j + 8, width - 8), panel + 8, width - 8) }
+        panel += depth * 16
       }
     }
+    return
+  }
+  var panel = panels
+  for j in stride(from: 0, to: columns, by: 16) {
+    for jj in 0..<min(16, columns - j) {
+      let column = b + (j + jj) * columnStride
+      for k in 0..<depth { panel[k * 16 + jj] = column[k * depthStride] }
+    }
     panel += depth * 16
-    j += 16
   }
 }
 
