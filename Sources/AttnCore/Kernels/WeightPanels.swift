@@ -48,14 +48,60 @@ func packPanels(
     }
     return
   }
+  // Contiguous columns (the forward's packing, a transpose of the weight): 8 columns × 8 depths
+  // at a time through registers, whole vectors in and out (medium: 5.7-6.7 against 7.1-9.1 ms a
+  // step for all the forward's weights, packed one float at a time, in a standalone loop).
   var panel = panels
   for j in stride(from: 0, to: columns, by: 16) {
-    for jj in 0..<min(16, columns - j) {
+    let width = min(16, columns - j)
+    var k = 0
+    if width == 16 && depthStride == 1 {
+      while k + 8 <= depth {
+        for half in 0..<2 {
+          let t = transposed8x8(b + (j + 8 * half) * columnStride + k, rowStride: columnStride)
+          let out = panel + k * 16 + 8 * half
+          store8(t.0, out, 8)
+          store8(t.1, out + 16, 8)
+          store8(t.2, out + 32, 8)
+          store8(t.3, out + 48, 8)
+          store8(t.4, out + 64, 8)
+          store8(t.5, out + 80, 8)
+          store8(t.6, out + 96, 8)
+          store8(t.7, out + 112, 8)
+        }
+        k += 8
+      }
+    }
+    for jj in 0..<width {
       let column = b + (j + jj) * columnStride
-      for k in 0..<depth { panel[k * 16 + jj] = column[k * depthStride] }
+      for kk in k..<depth { panel[kk * 16 + jj] = column[kk * depthStride] }
     }
     panel += depth * 16
   }
+}
+
+/// The 8×8 block at x (rows at rowStride) transposed: result m holds column m. The usual AVX
+/// sequence (unpack, shuffle, swap 128-bit halves), which LLVM selects from these lane patterns.
+@inline(__always)
+private func transposed8x8(
+  _ x: UnsafePointer<Float>, rowStride: Int
+) -> (Float8, Float8, Float8, Float8, Float8, Float8, Float8, Float8) {
+  func row(_ i: Int) -> Float8 { load8(x + i * rowStride, 8) }
+  func low(_ a: Float8, _ b: Float8) -> Float8 { Float8(a[0], b[0], a[1], b[1], a[4], b[4], a[5], b[5]) }
+  func high(_ a: Float8, _ b: Float8) -> Float8 { Float8(a[2], b[2], a[3], b[3], a[6], b[6], a[7], b[7]) }
+  func evenPairs(_ a: Float8, _ b: Float8) -> Float8 { Float8(a[0], a[1], b[0], b[1], a[4], a[5], b[4], b[5]) }
+  func oddPairs(_ a: Float8, _ b: Float8) -> Float8 { Float8(a[2], a[3], b[2], b[3], a[6], a[7], b[6], b[7]) }
+  func lowHalves(_ a: Float8, _ b: Float8) -> Float8 { Float8(lowHalf: a.lowHalf, highHalf: b.lowHalf) }
+  func highHalves(_ a: Float8, _ b: Float8) -> Float8 { Float8(lowHalf: a.highHalf, highHalf: b.highHalf) }
+  let (r0, r1, r2, r3, r4, r5, r6, r7) = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
+  let (t0, t1, t2, t3) = (low(r0, r1), high(r0, r1), low(r2, r3), high(r2, r3))
+  let (t4, t5, t6, t7) = (low(r4, r5), high(r4, r5), low(r6, r7), high(r6, r7))
+  let (u0, u1, u2, u3) = (evenPairs(t0, t2), oddPairs(t0, t2), evenPairs(t1, t3), oddPairs(t1, t3))
+  let (u4, u5, u6, u7) = (evenPairs(t4, t6), oddPairs(t4, t6), evenPairs(t5, t7), oddPairs(t5, t7))
+  return (
+    lowHalves(u0, u4), lowHalves(u1, u5), lowHalves(u2, u6), lowHalves(u3, u7),
+    highHalves(u0, u4), highHalves(u1, u5), highHalves(u2, u6), highHalves(u3, u7)
+  )
 }
 
 /// Where a panel product's finished pieces go, up to 8 columns of one result row at a time, while
