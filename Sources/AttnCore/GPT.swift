@@ -178,9 +178,10 @@ public final class GPT {
   /// (=), as if zeroed first: a step's first micro-step then spares a pass over the whole buffer, and
   /// the weight-gradient products do not read it.
   /// `gradientsReady` hears each range of the gradient buffer as soon as backward will no longer
-  /// write it: ln_f and lm_head first, then the blocks from the last to the first, then the
-  /// embeddings; together the ranges cover the buffer once. A data-parallel trainer starts
-  /// reducing them while backward goes on.
+  /// write it: ln_f and lm_head first, then each block's tensors as its backward finishes them, from
+  /// the last block to the first, then the embeddings; together the ranges cover the buffer once,
+  /// from its end down. A data-parallel trainer starts reducing them while backward goes on; ranges
+  /// finer than a block leave less to reduce after the last one (the first block's tail).
   public func backward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, B: Int, T: Int,
     lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
@@ -218,6 +219,7 @@ public final class GPT {
     for l in stride(from: L - 1, through: 0, by: -1) {
       let w = LayerWeights(blockOffsets[l], p)
       let dw = LayerWeights(blockOffsets[l], g)
+      let at = blockOffsets[l]
       let s = a.layer(l, maxBatch, shape)
       let residual = l == 0 ? a.encoded.pointer : a.layer(l - 1, maxBatch, shape).res3
       // dresidual holds d(res3); res3 = res2 + drop(fcproj) passes it through to res2 unchanged.
@@ -234,16 +236,19 @@ public final class GPT {
           d.dfch.pointer, dw.fcprojw, dw.fcprojb, dbranch, s.fchGelu, w.fcprojw, BT, 4 * C, C, pool, panels: panels,
           geluSlope: s.fch, accumulate: accumulate)
       }
+      gradientsReady(at.fcprojw..<layout.layerRanges[l].upperBound)
       Profiler.measure(.matmul, backward: true) {
         matmulBackward(
           d.dln.pointer, dw.fcw, dw.fcb, d.dfch.pointer, s.ln2, w.fcw, BT, C, 4 * C, pool, panels: panels,
           accumulate: accumulate)
       }
+      gradientsReady(at.fcw..<at.fcprojw)
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
           dresidual, dw.ln2w, dw.ln2b, d.dln.pointer, s.res2, w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C, pool,
           accumulate: accumulate)
       }
+      gradientsReady(at.ln2w..<at.fcw)
       // dresidual now holds d(res2); res2 = residual + drop(attproj).
       if dropout.isActive { dbranch.update(from: dresidual, count: BT * C) }
       Profiler.measure(.dropout, backward: true) {
@@ -254,6 +259,7 @@ public final class GPT {
           d.datty.pointer, dw.projw, dw.projb, dbranch, s.atty, w.projw, BT, C, C, pool, panels: panels,
           accumulate: accumulate)
       }
+      gradientsReady(at.projw..<at.ln2w)
       Profiler.measure(.attention, backward: true) {
         attentionBackward(
           d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
@@ -269,12 +275,13 @@ public final class GPT {
           d.dln.pointer, dw.qkvw, dw.qkvb, d.dqkv.pointer, s.ln1, w.qkvw, BT, C, 3 * C, pool, panels: panels,
           accumulate: accumulate)
       }
+      gradientsReady(at.qkvw..<at.projw)
       Profiler.measure(.layerNorm, backward: true) {
         layerNormBackward(
           dresidual, dw.ln1w, dw.ln1b, d.dln.pointer, residual, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C, pool,
           accumulate: accumulate)
       }
-      gradientsReady(layout.layerRanges[l])
+      gradientsReady(at.ln1w..<at.qkvw)
     }
 
     Profiler.measure(.dropout, backward: true) {

@@ -36,7 +36,8 @@ final class GradientReducer: @unchecked Sendable {
     // A second thread may call MPI only if the library granted at least MPI_THREAD_SERIALIZED.
     let threadSafe = (communicator as? MPICommunicator).map { $0.providedThreadLevel >= .serialized } ?? true
     self.overlap = overlap && communicator.size > 1 && threadSafe
-    ringCapacity = layout.layerRanges.count + 2
+    // Backward announces each tensor at most once, and a bucket holds at least one announcement.
+    ringCapacity = layout.tensors.count + 2
     ring = .allocate(capacity: ringCapacity)
     ring.initialize(repeating: 0..<0, count: ringCapacity)
     if self.overlap {
@@ -80,7 +81,7 @@ final class GradientReducer: @unchecked Sendable {
     let bucket = pendingLower..<pendingUpper
     pendingUpper = pendingLower
     if overlap {
-      // At most one bucket per announced range, and the ring has a slot for each.
+      // At most one bucket per announced range, and the ring has a slot for each tensor.
       precondition(submitted < ringCapacity, "more buckets than announced ranges")
       ring[submitted] = bucket
       submitted += 1

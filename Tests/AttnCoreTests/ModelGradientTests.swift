@@ -161,6 +161,7 @@ import Testing
       #expect(values == Array(model.gradients.buffer[range]), "range \(range) changed after it was announced")
     }
     #expect(covered.allSatisfy { $0 == 1 })
-    #expect(snapshots.count == shape.layers + 2)
+    // One range per block's product or LayerNorm (six), so that little is left after the first block.
+    #expect(snapshots.count == 6 * shape.layers + 2)
   }
 }
