@@ -84,7 +84,12 @@ public final class Optimizer {
 
   /// One update of `parameters` from `gradients * gradientScale` at the given learning rate (the
   /// gradient buffer itself is left as it is). gradientScale is what gradientClipping returns.
-  public func step(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float, gradientScale: Float = 1) {
+  /// With `ranges`, only those elements (and their state) are updated: a rank's shares, when each
+  /// rank updates its part and the parameters are gathered afterwards.
+  public func step(
+    parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float, gradientScale: Float = 1,
+    over ranges: UnsafeBufferPointer<Range<Int>>? = nil
+  ) {
     stepCount += 1
     let s = settings
     let p = parameters.pointer
@@ -95,14 +100,24 @@ public final class Optimizer {
     let lr = learningRate
     let stepSize = Float(Double(lr) / (1 - pow(Double(s.beta1), t)))
     let inverseCorrection2 = Float(1 / (1 - pow(Double(s.beta2), t)).squareRoot())
-    for (range, decay) in segments {
-      // Elementwise updates: splitting a segment among threads changes no result.
+    // Elementwise updates: splitting a segment among threads or ranges changes no result.
+    func update(_ range: Range<Int>, decay: Bool) {
       let update = Update(
         settings: s, p: p + range.lowerBound, g: g + range.lowerBound,
         first: first.map { $0 + range.lowerBound }, second: second.map { $0 + range.lowerBound },
         lr: lr, wd: decay ? s.weightDecay : 0, stepSize: stepSize, inverseCorrection2: inverseCorrection2,
         gradientScale: gradientScale)
       pool.parallelFor(range.count, granularity: 4096, update)
+    }
+    for (segment, decay) in segments {
+      guard let ranges else {
+        update(segment, decay: decay)
+        continue
+      }
+      for range in ranges {
+        let part = max(segment.lowerBound, range.lowerBound)..<max(segment.lowerBound, min(segment.upperBound, range.upperBound))
+        if !part.isEmpty { update(part, decay: decay) }
+      }
     }
   }
 }
@@ -215,7 +230,19 @@ private func rmspropUpdate(
 /// done by Optimizer.step(gradientScale:), in its one pass over the buffers; torch multiplies by the
 /// factor even when it is 1, so the result is the same either way.
 public func gradientClipping(_ gradients: FloatBuffer, maxNorm: Float) -> (norm: Float, scale: Float) {
-  let norm = Float(sumOfSquares(gradients.pointer, gradients.count).squareRoot())
+  gradientClipping(sumOfSquares: sumOfSquares(gradients.pointer, gradients.count), maxNorm: maxNorm)
+}
+
+/// The same from the gradients' sum of squares, when ranks add up their shares of it.
+public func gradientClipping(sumOfSquares: Double, maxNorm: Float) -> (norm: Float, scale: Float) {
+  let norm = Float(sumOfSquares.squareRoot())
   guard maxNorm > 0 else { return (norm, 1) }
   return (norm, min(1, maxNorm / (norm + 1e-6)))
+}
+
+/// Σ x² over some ranges of a buffer, in Double, in the ranges' order.
+public func sumOfSquares(_ buffer: FloatBuffer, over ranges: UnsafeBufferPointer<Range<Int>>) -> Double {
+  var sum = 0.0
+  for range in ranges { sum += sumOfSquares(buffer.pointer + range.lowerBound, range.count) }
+  return sum
 }

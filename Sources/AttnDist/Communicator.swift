@@ -18,6 +18,11 @@ public protocol Communicator: AnyObject {
   func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
   /// Replaces every element with its sum over all ranks.
   func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
+  /// The first half of allreduceSum: afterwards this rank's share of `buffer` (`share(of:)`) holds
+  /// the sum over ranks, and the rest of it partial sums. Peers' pieces arrive in `scratch`.
+  func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>) throws
+  /// The second half: every rank's share of `buffer` copied into place on every rank.
+  func allgather(_ buffer: UnsafeMutableBufferPointer<Float>) throws
   /// Replaces every element with its maximum over all ranks.
   func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws
   /// Overwrites `buffer` on every rank with the bytes `root` holds. Every rank passes the same count.
@@ -26,6 +31,14 @@ public protocol Communicator: AnyObject {
   /// Ends every rank of the job promptly, including ranks waiting in a collective this one will
   /// never enter. For errors on one rank that the others cannot know about.
   func abort(code: Int32) -> Never
+}
+
+extension Communicator {
+  /// This rank's share of `count` elements for reduceScatterSum and allgather: the shares tile
+  /// 0..<count in rank order and differ in size by at most one element.
+  public func share(of count: Int) -> Range<Int> {
+    (count * rank / size)..<(count * (rank + 1) / size)
+  }
 }
 
 // MARK: - Conveniences for small values

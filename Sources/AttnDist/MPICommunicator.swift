@@ -112,6 +112,20 @@ public final class MPICommunicator: Communicator {
       "MPI_Allreduce(MPI_SUM) of \(buffer.count) doubles")
   }
 
+  public func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>) throws {
+    requireRunning()
+    precondition(scratch.count > 0 || size == 1, "reduceScatterSum needs scratch space")
+    try check(
+      cmpi_reduce_scatter_sum_float(buffer.baseAddress, buffer.count, scratch.baseAddress, scratch.count),
+      "reduce-scatter (MPI_Sendrecv ring) of \(buffer.count) floats")
+  }
+
+  public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+    requireRunning()
+    try check(
+      cmpi_allgather_float(buffer.baseAddress, buffer.count), "allgather (MPI_Sendrecv ring) of \(buffer.count) floats")
+  }
+
   public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
     requireRunning()
     try check(

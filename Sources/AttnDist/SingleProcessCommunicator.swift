@@ -18,6 +18,8 @@ public final class SingleProcessCommunicator: Communicator, Sendable {
 
   public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
   public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
+  public func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>) throws {}
+  public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
   public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
   public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
 

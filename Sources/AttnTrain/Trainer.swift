@@ -1,9 +1,10 @@
 // The training loop, a plain loop as in nanoGPT's train.py. Each optimizer step: every micro-step
 // draws its global batch from (seed, step, micro-step), this rank runs forward/backward on its
 // contiguous share, gradients (already scaled by 1 / tokens of the whole global batch) are summed
-// over ranks, clipped, and applied. Every rank then holds the same weights, so evaluation and
-// checkpoints need no further agreement. trainStep allocates nothing (AllocationTests); logging,
-// evaluation and checkpoints, between steps, may.
+// over ranks, clipped, and applied, each rank updating its shares of the buffer and gathering the
+// others' (GradientReducer). Every rank then holds the same weights, so evaluation and checkpoints
+// need no further agreement (a checkpoint gathers the optimizer state first). trainStep allocates
+// nothing (AllocationTests); logging, evaluation and checkpoints, between steps, may.
 
 import AttnCore
 import AttnDist
@@ -25,10 +26,11 @@ public final class Trainer {
   private let reducer: GradientReducer
   private let localBatch: Int
   private let hooks = TestHooks.fromEnvironment()
+  private var perturbed = false
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
-  /// [loss sum, stop requested]: one allreduce per step carries both.
-  private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
+  /// [loss sum, stop requested, gradients' sum of squares]: one allreduce per step carries all three.
+  private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
   private let checksum = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
 
   public init(
@@ -112,6 +114,10 @@ public final class Trainer {
       // Also before the last checkpoint, which only rank 0's copy goes into.
       let interval = training.consistencyCheckInterval
       if interval > 0 && (state.step % interval == 0 || done || stop) {
+        if hooks.perturbRank == communicator.rank && !perturbed {
+          model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
+          perturbed = true
+        }
         try checkReplicasAgree()
       }
 
@@ -185,19 +191,21 @@ public final class Trainer {
         if last { self.reducer.gradientsReady($0) }
       }
     }
+    // This rank holds the summed gradients of its shares only: it clips by the norm the ranks add
+    // up, updates those parameters, and gathers the rest from the ranks that updated them.
     try reducer.finish()
+    let shares = reducer.shares
     stepSums[0] = lossSum
     stepSums[1] = stopRequested ? 1 : 0
+    stepSums[2] = sumOfSquares(model.gradients, over: shares)
     try communicator.allreduceSum(stepSums)
     let trainLoss = stepSums[0] / Double(tokensPerStep)
     guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
-    let clipping = gradientClipping(model.gradients, maxNorm: Float(config.optimizer.gradClip))
+    let clipping = gradientClipping(sumOfSquares: stepSums[2], maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
       parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
-      gradientScale: clipping.scale)
-    if hooks.perturbRank == communicator.rank && step == 0 {
-      model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
-    }
+      gradientScale: clipping.scale, over: shares)
+    try reducer.gatherParameters(model.parameters)
     return (trainLoss, stepSums[1] > 0)
   }
 
@@ -207,6 +215,8 @@ public final class Trainer {
   }
 
   private func saveCheckpoint(named name: String) throws {
+    // Each rank's optimizer state is current only in its shares.
+    for (_, buffer) in optimizer.state { try reducer.gatherShards(of: buffer) }
     if communicator.rank == 0 {
       try writer.write(
         name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
@@ -215,8 +225,9 @@ public final class Trainer {
     try communicator.barrier()
   }
 
-  /// Every replica must hold the same bits. A 52-bit hash of the parameter bytes, compared through
-  /// max(h) and max(-h), catches any difference without moving the parameters.
+  /// Every replica must hold the same bits. Each step's gather hands every rank each parameter from
+  /// the one rank that updated it, so a difference means a faulty exchange or memory. A 52-bit hash
+  /// of the parameter bytes, compared through max(h) and max(-h), catches any without moving them.
   private func checkReplicasAgree() throws {
     guard communicator.size > 1 else { return }
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
@@ -268,8 +279,9 @@ struct TestHooks {
   /// ATTN_TRAIN_TEST_KILL_AFTER_STEP=N: every rank sends itself SIGKILL right after step N (after
   /// its checkpoint, if one is due, is published): a hard crash at a known step.
   var killAfterStep: Int?
-  /// ATTN_TRAIN_TEST_PERTURB_RANK=r: rank r moves one parameter by one ulp after the first step,
-  /// so the tests can prove the consistency check catches the smallest divergence.
+  /// ATTN_TRAIN_TEST_PERTURB_RANK=r: rank r moves one parameter by one ulp just before the first
+  /// consistency check, so the tests can prove the check catches the smallest divergence. (Earlier
+  /// would not do: every step's gather hands each parameter to every rank from the rank that owns it.)
   var perturbRank: Int?
 
   static func fromEnvironment() -> TestHooks {

@@ -132,6 +132,74 @@ int cmpi_allreduce_max_double(double *buffer, size_t count) {
   return allreduce_in_place(buffer, count, sizeof(double), MPI_DOUBLE, MPI_MAX);
 }
 
+// Share r of count elements; the shares tile [0, count) in rank order.
+static size_t share_begin(size_t count, int r, int size) { return count * (size_t)r / (size_t)size; }
+static size_t share_size(size_t count, int r, int size) {
+  return share_begin(count, r + 1, size) - share_begin(count, r, size);
+}
+
+// One ring step: share `send` of buffer goes to the right neighbour while share `receive` comes
+// from the left one, in pieces of at most `piece` elements, into `into` (NULL: into place). Every
+// rank makes the same number of calls: the pieces are counted from the largest share, and shorter
+// shares send and receive empty pieces at the end.
+static int ring_step(float *buffer, size_t count, int send, int receive, float *into, size_t piece,
+                     void (*arrived)(float *, const float *, size_t)) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (piece > chunk_limit) piece = chunk_limit;
+  size_t largest = (count + (size_t)size - 1) / (size_t)size;
+  size_t send_size = share_size(count, send, size), receive_size = share_size(count, receive, size);
+  float *send_base = buffer + share_begin(count, send, size);
+  float *receive_base = buffer + share_begin(count, receive, size);
+  for (size_t offset = 0; offset == 0 || offset < largest; offset += piece) {
+    size_t s = offset < send_size ? send_size - offset : 0, r = offset < receive_size ? receive_size - offset : 0;
+    if (s > piece) s = piece;
+    if (r > piece) r = piece;
+    float *target = into ? into : receive_base + offset;
+    int rc = MPI_Sendrecv(send_base + (s ? offset : 0), (int)s, MPI_FLOAT, (rank + 1) % size, 0x5EA,
+                          target, (int)r, MPI_FLOAT, (rank + size - 1) % size, 0x5EA, MPI_COMM_WORLD,
+                          MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return rc;
+    if (arrived) arrived(receive_base + offset, into, r);
+    if (largest == 0) break;
+  }
+  return MPI_SUCCESS;
+}
+
+// The received partial sum goes second, so a share's total is ((own + left) + ...) in ring order.
+static void add_arrived(float *share, const float *arrived, size_t n) {
+  for (size_t i = 0; i < n; i++) share[i] += arrived[i];
+}
+
+// Step s sends share (rank - s - 1) and adds the left neighbour's partial sum of share
+// (rank - s - 2): after size - 1 steps, share rank has every rank's term.
+int cmpi_reduce_scatter_sum_float(float *buffer, size_t count, float *scratch, size_t scratch_count) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (scratch_count == 0 && size > 1) return MPI_ERR_COUNT;
+  for (int s = 0; s < size - 1; s++) {
+    int send = ((rank - s - 1) % size + size) % size, receive = ((rank - s - 2) % size + size) % size;
+    int rc = ring_step(buffer, count, send, receive, scratch, scratch_count, add_arrived);
+    if (rc != MPI_SUCCESS) return rc;
+  }
+  return MPI_SUCCESS;
+}
+
+// Step s passes share (rank - s) on to the right and takes share (rank - s - 1) from the left.
+int cmpi_allgather_float(float *buffer, size_t count) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  for (int s = 0; s < size - 1; s++) {
+    int send = ((rank - s) % size + size) % size, receive = ((rank - s - 1) % size + size) % size;
+    int rc = ring_step(buffer, count, send, receive, NULL, chunk_limit, NULL);
+    if (rc != MPI_SUCCESS) return rc;
+  }
+  return MPI_SUCCESS;
+}
+
 int cmpi_broadcast_bytes(void *buffer, size_t count, int root) {
   char *p = buffer;
   while (count > 0) {

@@ -51,6 +51,14 @@ nonisolated(unsafe) private var yieldChosenByUser: String?
     var empty: [Double] = []
     try mpi.allreduceSum(&empty)
     try mpi.barrier()
+    // Alone, a rank's share is everything, already summed and gathered.
+    #expect(mpi.share(of: 3) == 0..<3)
+    var scratch: [Float] = [0]
+    try floats.withUnsafeMutableBufferPointer { buffer in
+      try scratch.withUnsafeMutableBufferPointer { try mpi.reduceScatterSum(buffer, scratch: $0) }
+      try mpi.allgather(buffer)
+    }
+    #expect(floats == [1, -2, 3.25])
   }
 
   @Test func broadcastsFromRankZero() throws {

@@ -61,6 +61,15 @@ int cmpi_allreduce_sum_double(double *buffer, size_t count);
 int cmpi_allreduce_max_float(float *buffer, size_t count);
 int cmpi_allreduce_max_double(double *buffer, size_t count);
 
+// The two halves of an allreduce, as rings of MPI_Sendrecv between neighbours over MPI_COMM_WORLD.
+// The buffer is split into one share per rank, rank r's share being elements
+// [count * r / size, count * (r + 1) / size). After reduce-scatter, this rank's share holds the sum
+// over ranks (added in a fixed order per share) and the other shares hold partial sums; a peer's
+// pieces arrive in `scratch` (any size of at least one element: larger shares go in pieces).
+// Allgather then copies every rank's share into place on every rank.
+int cmpi_reduce_scatter_sum_float(float *buffer, size_t count, float *scratch, size_t scratch_count);
+int cmpi_allgather_float(float *buffer, size_t count);
+
 // In-place broadcast of raw bytes from `root` over MPI_COMM_WORLD, chunked like the allreduces.
 int cmpi_broadcast_bytes(void *buffer, size_t count, int root);
 
