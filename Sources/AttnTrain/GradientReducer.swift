@@ -132,11 +132,12 @@ final class GradientReducer: @unchecked Sendable {
   private func submitPending() {
     let bucket = pendingLower..<pendingUpper
     pendingUpper = pendingLower
+    // At most one bucket per announced range, and the ring has a slot for each tensor. Both ways
+    // keep the step's buckets there: finish() and the gathers walk them.
+    precondition(submitted < ringCapacity, "more buckets than announced ranges")
+    ring[submitted] = bucket
+    submitted += 1
     if overlap {
-      // At most one bucket per announced range, and the ring has a slot for each tensor.
-      precondition(submitted < ringCapacity, "more buckets than announced ranges")
-      ring[submitted] = bucket
-      submitted += 1
       queued.signal()
     } else {
       reduce(bucket)

@@ -19,17 +19,22 @@ extension MPIEndToEnd {
       // 20, 1e-5 to 8e-5 by step 35, between np 1 and np 2 alike and with or without dropout); that
       // is a property of the trajectory, not of the data-parallel code, and would hide what this
       // test looks for.
-      // The last run's 2 KB buckets (512 floats) are smaller than most tensors: many buckets, shares
-      // of uneven size, and shares larger than the reduce-scatter's scratch, which then goes in pieces.
+      // 2 KB buckets (512 floats) are smaller than most tensors: many buckets, shares of uneven
+      // size, and shares larger than the reduce-scatter's scratch, which then goes in pieces.
       var losses: [String: [Int: Double]] = [:]
-      let runs: [(ranks: Int, bucketMB: Double)] = [(1, 4), (2, 4), (4, 4), (4, 0.002)]
-      for (ranks, bucketMB) in runs {
-        let name = "np\(ranks)-bucket\(bucketMB)"
+      let runs: [(ranks: Int, bucketMB: Double, overlap: Bool)] = [
+        (1, 4, true), (2, 4, true), (4, 4, true), (4, 0.002, true), (4, 0.002, false),
+      ]
+      for (ranks, bucketMB, overlap) in runs {
+        let name = "np\(ranks)-bucket\(bucketMB)\(overlap ? "" : "-after-backward")"
         let run = dir.appendingPathComponent(name).path
         let config = try Harness.writeConfig(in: dir, name: "\(name).json", [
           "model": ["dropout": 0.1],
           "optimizer": ["learning_rate": 1e-3],
-          "training": ["max_steps": 50, "consistency_check_interval": 1, "allreduce_bucket_mb": bucketMB],
+          "training": [
+            "max_steps": 50, "consistency_check_interval": 1, "allreduce_bucket_mb": bucketMB,
+            "overlap_allreduce": overlap,
+          ],
           "output": ["run_dir": run],
         ])
         let result = try Harness.mpirun(ranks, [config], timeout: 120)
@@ -46,6 +51,8 @@ extension MPIEndToEnd {
       // over 50 steps). 1e-5 leaves room for that to compound through AdamW, and is well below what
       // a wrong batch split, scaling or dropout key would cause (another sample or dropout mask
       // moves the loss by 1e-4 relative or more from the first step).
+      // Reducing during backward or after it: the same buckets in the same order, so the same bits.
+      #expect(losses["np4-bucket0.002"] == losses["np4-bucket0.002-after-backward"])
       let single = try #require(losses["np1-bucket4.0"])
       for (name, curve) in losses where name != "np1-bucket4.0" {
         let worst = RunFiles.largestRelativeDifference(single, curve, steps: 1...50)
