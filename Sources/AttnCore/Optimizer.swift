@@ -239,10 +239,3 @@ public func gradientClipping(sumOfSquares: Double, maxNorm: Float) -> (norm: Flo
   guard maxNorm > 0 else { return (norm, 1) }
   return (norm, min(1, maxNorm / (norm + 1e-6)))
 }
-
-/// Σ x² over some ranges of a buffer, in Double, in the ranges' order.
-public func sumOfSquares(_ buffer: FloatBuffer, over ranges: UnsafeBufferPointer<Range<Int>>) -> Double {
-  var sum = 0.0
-  for range in ranges { sum += sumOfSquares(buffer.pointer + range.lowerBound, range.count) }
-  return sum
-}

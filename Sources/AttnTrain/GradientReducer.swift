@@ -34,6 +34,10 @@ final class GradientReducer: @unchecked Sendable {
   /// This rank's share of each bucket of the last step (the whole buffer when alone).
   private let shareList: UnsafeMutablePointer<Range<Int>>
   private var shareCount = 0
+  /// Σ g² over each bucket's share, taken as soon as the share is summed (still in cache).
+  private let shareSquares: UnsafeMutablePointer<Double>
+  /// This rank's part of the gradients' sum of squares, after finish().
+  private(set) var sumOfSquaresOfShares = 0.0
   /// Where peers' partial sums arrive during a reduce-scatter.
   private let scratch: FloatBuffer
   private var submitted = 0
@@ -56,6 +60,8 @@ final class GradientReducer: @unchecked Sendable {
     ring.initialize(repeating: 0..<0, count: ringCapacity)
     shareList = .allocate(capacity: ringCapacity)
     shareList.initialize(repeating: 0..<0, count: ringCapacity)
+    shareSquares = .allocate(capacity: ringCapacity)
+    shareSquares.initialize(repeating: 0, count: ringCapacity)
     scratch = FloatBuffer(count: communicator.size > 1 ? min(self.bucketElements, layout.count) : 0)
     if self.overlap {
       let thread = Thread { [unowned self] in self.serve() }
@@ -67,6 +73,7 @@ final class GradientReducer: @unchecked Sendable {
   deinit {
     ring.deallocate()
     shareList.deallocate()
+    shareSquares.deallocate()
   }
 
   /// Starts a step's reduction: the next announced range must end the buffer. The previous step's
@@ -102,14 +109,20 @@ final class GradientReducer: @unchecked Sendable {
       // One range, so that the gradient norm adds up in the same order as over the plain buffer.
       shareList[0] = 0..<bufferCount
       shareCount = 1
+      sumOfSquaresOfShares = sumOfSquares(gradients, bufferCount)
       return
     }
+    sumOfSquaresOfShares = 0
     for i in 0..<submitted {
-      let bucket = ring[i]
-      let share = communicator.share(of: bucket.count)
-      shareList[i] = (bucket.lowerBound + share.lowerBound)..<(bucket.lowerBound + share.upperBound)
+      shareList[i] = share(of: ring[i])
+      sumOfSquaresOfShares += shareSquares[i]
     }
     shareCount = submitted
+  }
+
+  private func share(of bucket: Range<Int>) -> Range<Int> {
+    let share = communicator.share(of: bucket.count)
+    return (bucket.lowerBound + share.lowerBound)..<(bucket.lowerBound + share.upperBound)
   }
 
   /// The ranges of the buffer whose gradients this rank holds summed after finish(), and whose
@@ -140,15 +153,17 @@ final class GradientReducer: @unchecked Sendable {
     if overlap {
       queued.signal()
     } else {
-      reduce(bucket)
+      reduce(bucket, index: submitted - 1)
     }
   }
 
-  private func reduce(_ bucket: Range<Int>) {
+  private func reduce(_ bucket: Range<Int>, index: Int) {
     guard failure == nil, communicator.size > 1 else { return }
     do {
       try communicator.reduceScatterSum(
         UnsafeMutableBufferPointer(start: gradients + bucket.lowerBound, count: bucket.count), scratch: scratch.buffer)
+      let share = share(of: bucket)
+      shareSquares[index] = sumOfSquares(gradients + share.lowerBound, share.count)
     } catch {
       failure = error
     }
@@ -160,7 +175,7 @@ final class GradientReducer: @unchecked Sendable {
       queued.wait()
       let bucket = ring[taken]
       taken += 1
-      reduce(bucket)
+      reduce(bucket, index: taken - 1)
       reduced.signal()
     }
   }

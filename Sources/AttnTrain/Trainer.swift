@@ -197,7 +197,7 @@ public final class Trainer {
     let shares = reducer.shares
     stepSums[0] = lossSum
     stepSums[1] = stopRequested ? 1 : 0
-    stepSums[2] = sumOfSquares(model.gradients, over: shares)
+    stepSums[2] = reducer.sumOfSquaresOfShares
     try communicator.allreduceSum(stepSums)
     let trainLoss = stepSums[0] / Double(tokensPerStep)
     guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }

@@ -66,7 +66,7 @@ func simdSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, from mean: Float
 }
 
 /// Sum of squares in Double: the global gradient norm must not lose small tensors next to large ones.
-func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
+public func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
   var total = 0.0
   var i = 0
   while i < n {
