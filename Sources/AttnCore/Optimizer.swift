@@ -115,7 +115,7 @@ public final class Optimizer {
         continue
       }
       for range in ranges {
-        let part = max(segment.lowerBound, range.lowerBound)..<max(segment.lowerBound, min(segment.upperBound, range.upperBound))
+        let part = range.clamped(to: segment)
         if !part.isEmpty { update(part, decay: decay) }
       }
     }

@@ -7,7 +7,7 @@
 // 16M floats: 1.2 GB/s at np=2, see ../shared/PLATFORM.md).
 //
 // Each bucket is only reduce-scattered: a rank ends up with the summed gradient of its share of
-// every bucket, updates those parameters alone, and gatherParameters() then hands every rank the
+// every bucket, updates those parameters alone, and gatherShards(of:) then hands every rank the
 // others' shares (the two halves of an allreduce, with the optimizer between them). So each rank
 // runs the optimizer and the norm over 1/N of the buffer: the update is a pass over four buffers
 // that does not shrink with the batch (medium, 2 ranks: AdamW and clipping took 14 ms of each
@@ -112,28 +112,19 @@ final class GradientReducer: @unchecked Sendable {
       sumOfSquaresOfShares = sumOfSquares(gradients, bufferCount)
       return
     }
+    // reduce() wrote each bucket's share and its sum of squares; added up in bucket order.
     sumOfSquaresOfShares = 0
-    for i in 0..<submitted {
-      shareList[i] = share(of: ring[i])
-      sumOfSquaresOfShares += shareSquares[i]
-    }
+    for i in 0..<submitted { sumOfSquaresOfShares += shareSquares[i] }
     shareCount = submitted
-  }
-
-  private func share(of bucket: Range<Int>) -> Range<Int> {
-    let share = communicator.share(of: bucket.count)
-    return (bucket.lowerBound + share.lowerBound)..<(bucket.lowerBound + share.upperBound)
   }
 
   /// The ranges of the buffer whose gradients this rank holds summed after finish(), and whose
   /// parameters (and optimizer state) it alone updates.
   var shares: UnsafeBufferPointer<Range<Int>> { UnsafeBufferPointer(start: shareList, count: shareCount) }
 
-  /// Gives every rank the parameters that the other ranks updated: the buckets' allgathers.
-  func gatherParameters(_ parameters: FloatBuffer) throws { try gatherShards(of: parameters) }
-
-  /// Completes a buffer laid out like the gradients (parameters, optimizer state) whose shares
-  /// each rank holds current: every bucket of the last step, gathered.
+  /// Completes a buffer laid out like the gradients whose shares each rank holds current: the
+  /// parameters after each rank's update, the optimizer state for a checkpoint. Every bucket of the
+  /// last step, gathered.
   func gatherShards(of buffer: FloatBuffer) throws {
     guard communicator.size > 1 else { return }
     for i in 0..<submitted {
@@ -162,8 +153,9 @@ final class GradientReducer: @unchecked Sendable {
     do {
       try communicator.reduceScatterSum(
         UnsafeMutableBufferPointer(start: gradients + bucket.lowerBound, count: bucket.count), scratch: scratch.buffer)
-      let share = share(of: bucket)
-      shareSquares[index] = sumOfSquares(gradients + share.lowerBound, share.count)
+      let share = communicator.share(of: bucket.count)
+      shareList[index] = (bucket.lowerBound + share.lowerBound)..<(bucket.lowerBound + share.upperBound)
+      shareSquares[index] = sumOfSquares(gradients + shareList[index].lowerBound, share.count)
     } catch {
       failure = error
     }

@@ -205,7 +205,7 @@ public final class Trainer {
     optimizer.step(
       parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
       gradientScale: clipping.scale, over: shares)
-    try reducer.gatherParameters(model.parameters)
+    try reducer.gatherShards(of: model.parameters)
     return (trainLoss, stepSums[1] > 0)
   }
 

@@ -138,38 +138,38 @@ static size_t share_size(size_t count, int r, int size) {
   return share_begin(count, r + 1, size) - share_begin(count, r, size);
 }
 
-// One ring step: share `send` of buffer goes to the right neighbour while share `receive` comes
-// from the left one, in pieces of at most `piece` elements, into `into` (NULL: into place). Every
-// rank makes the same number of calls: the pieces are counted from the largest share, and shorter
-// shares send and receive empty pieces at the end.
-static int ring_step(float *buffer, size_t count, int send, int receive, float *into, size_t piece,
-                     void (*arrived)(float *, const float *, size_t)) {
-  int rank, size;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+// i modulo size, for ring positions that count back from a rank.
+static int ring_position(int i, int size) { return (i % size + size) % size; }
+
+// One ring step between neighbours: share `send` of buffer goes to the right while share `receive`
+// comes from the left, in pieces of at most `piece` elements. With `scratch`, each piece arrives
+// there and is added to the share (the arriving partial sum second, so a share's total is
+// ((own + left) + ...) in ring order); without, it lands in place. Every rank makes the same
+// number of calls: pieces are counted from the largest share, and shorter shares send and receive
+// empty pieces at the end.
+static int ring_step(float *buffer, size_t count, int rank, int size, int send, int receive,
+                     float *scratch, size_t piece) {
   if (piece > chunk_limit) piece = chunk_limit;
   size_t largest = (count + (size_t)size - 1) / (size_t)size;
+  size_t pieces = largest == 0 ? 1 : (largest + piece - 1) / piece;
   size_t send_size = share_size(count, send, size), receive_size = share_size(count, receive, size);
   float *send_base = buffer + share_begin(count, send, size);
   float *receive_base = buffer + share_begin(count, receive, size);
-  for (size_t offset = 0; offset == 0 || offset < largest; offset += piece) {
+  for (size_t i = 0; i < pieces; i++) {
+    size_t offset = i * piece;
     size_t s = offset < send_size ? send_size - offset : 0, r = offset < receive_size ? receive_size - offset : 0;
     if (s > piece) s = piece;
     if (r > piece) r = piece;
-    float *target = into ? into : receive_base + offset;
-    int rc = MPI_Sendrecv(send_base + (s ? offset : 0), (int)s, MPI_FLOAT, (rank + 1) % size, 0x5EA,
-                          target, (int)r, MPI_FLOAT, (rank + size - 1) % size, 0x5EA, MPI_COMM_WORLD,
-                          MPI_STATUS_IGNORE);
+    int rc = MPI_Sendrecv(send_base + (s ? offset : 0), (int)s, MPI_FLOAT, ring_position(rank + 1, size), 0x5EA,
+                          scratch ? scratch : receive_base + offset, (int)r, MPI_FLOAT,
+                          ring_position(rank - 1, size), 0x5EA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) return rc;
-    if (arrived) arrived(receive_base + offset, into, r);
-    if (largest == 0) break;
+    if (scratch) {
+      float *share = receive_base + offset;
+      for (size_t k = 0; k < r; k++) share[k] += scratch[k];
+    }
   }
   return MPI_SUCCESS;
-}
-
-// The received partial sum goes second, so a share's total is ((own + left) + ...) in ring order.
-static void add_arrived(float *share, const float *arrived, size_t n) {
-  for (size_t i = 0; i < n; i++) share[i] += arrived[i];
 }
 
 // Step s sends share (rank - s - 1) and adds the left neighbour's partial sum of share
@@ -180,8 +180,8 @@ int cmpi_reduce_scatter_sum_float(float *buffer, size_t count, float *scratch, s
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (scratch_count == 0 && size > 1) return MPI_ERR_COUNT;
   for (int s = 0; s < size - 1; s++) {
-    int send = ((rank - s - 1) % size + size) % size, receive = ((rank - s - 2) % size + size) % size;
-    int rc = ring_step(buffer, count, send, receive, scratch, scratch_count, add_arrived);
+    int rc = ring_step(buffer, count, rank, size, ring_position(rank - s - 1, size),
+                       ring_position(rank - s - 2, size), scratch, scratch_count);
     if (rc != MPI_SUCCESS) return rc;
   }
   return MPI_SUCCESS;
@@ -193,8 +193,8 @@ int cmpi_allgather_float(float *buffer, size_t count) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   for (int s = 0; s < size - 1; s++) {
-    int send = ((rank - s) % size + size) % size, receive = ((rank - s - 1) % size + size) % size;
-    int rc = ring_step(buffer, count, send, receive, NULL, chunk_limit, NULL);
+    int rc = ring_step(buffer, count, rank, size, ring_position(rank - s, size),
+                       ring_position(rank - s - 1, size), NULL, chunk_limit);
     if (rc != MPI_SUCCESS) return rc;
   }
   return MPI_SUCCESS;
