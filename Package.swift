@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
-// The module list is the architecture: C system libraries, the one C shim that touches MPI,
-// numerics (AttnCore), communication (AttnDist), files and the training loop (AttnTrain), and the CLI.
+// The module list is the architecture: C system libraries, the one C shim that touches MPI, numerics
+// (AttnCore), communication and the data-parallel step (AttnDist), file formats (AttnFormats), the
+// trainer in rooms (AttnTrain: Config, Data, Run, Training), and the CLI. No module imports one
+// listed after it; AttnCore and AttnFormats import none of ours.
 import PackageDescription
 
 // Kernels are compiled for AVX2+FMA: without a CPU target that has FMA, `addingProduct` becomes a
@@ -8,6 +10,9 @@ import PackageDescription
 let numericFlags: [SwiftSetting] = [
   .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-enforce-exclusivity=unchecked", "-Xcc", "-fno-math-errno"])
 ]
+
+// The data-parallel step takes each share's sum of squares on its communication thread.
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 
 let package = Package(
   name: "attn-train",
@@ -24,14 +29,15 @@ let package = Package(
     .target(name: "CMPIShim", dependencies: ["CMPI"]),
     .systemLibrary(name: "CPrefetch"),
     .target(name: "AttnCore", dependencies: ["CBLAS", "CPrefetch"], swiftSettings: numericFlags),
-    .target(name: "AttnDist", dependencies: ["CMPIShim"]),
-    .target(name: "AttnTrain", dependencies: ["AttnCore", "AttnDist"], swiftSettings: numericFlags),
+    .target(name: "AttnDist", dependencies: ["AttnCore", "CMPIShim"], swiftSettings: cpuFlags),
+    .target(name: "AttnFormats"),
+    .target(name: "AttnTrain", dependencies: ["AttnCore", "AttnDist", "AttnFormats"], swiftSettings: numericFlags),
     .executableTarget(
       name: "attn-train",
       dependencies: ["AttnTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     // Benchmarks live in dev/: a table of tokens/s per config and thread count.
     .executableTarget(
-      name: "attn-bench", dependencies: ["AttnCore", "AttnDist", "AttnTrain", "CBLAS"],
+      name: "attn-bench", dependencies: ["AttnCore", "AttnDist", "AttnFormats", "AttnTrain", "CBLAS"],
       path: "dev/bench/attn-bench"),
     // Counts the test thread's heap allocations by interposing malloc: proves the step allocates nothing.
     .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
@@ -39,12 +45,14 @@ let package = Package(
     .target(name: "CSpawn", path: "Tests/CSpawn"),
     .target(name: "TestProcesses", dependencies: ["CSpawn"], path: "Tests/TestProcesses"),
     .testTarget(
-      name: "AttnCoreTests", dependencies: ["AttnCore", "AttnTrain", "CAllocationCounter", "CBLAS"],
+      name: "AttnCoreTests", dependencies: ["AttnCore", "AttnFormats", "CAllocationCounter", "CBLAS"],
       exclude: ["Fixtures"]),
     .testTarget(
-      name: "AttnTrainTests", dependencies: ["AttnTrain", "AttnCore", "AttnDist", "CAllocationCounter", "TestProcesses"]),
-    .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnTrain"]),
+      name: "AttnTrainTests",
+      dependencies: ["AttnTrain", "AttnCore", "AttnDist", "AttnFormats", "CAllocationCounter", "TestProcesses"]),
+    .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnCore"]),
+    .testTarget(name: "AttnFormatsTests", dependencies: ["AttnFormats", "TestProcesses"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.
-    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain", "TestProcesses"]),
+    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain", "AttnFormats", "TestProcesses"]),
   ]
 )

@@ -1,9 +1,26 @@
 // The one seam between training and communication. Data-parallel training needs little: who am I
 // and how many are we, sum and max reductions over flat buffers, a broadcast from one rank, a
-// barrier, and a way to take the whole job down when one rank fails. MPICommunicator implements it
-// over Open MPI; SingleProcessCommunicator is the world of one, so a plain run never touches MPI.
+// barrier, whether another thread may communicate, an orderly end and a way to take the whole job
+// down when one rank fails. MPICommunicator implements it over Open MPI; SingleProcessCommunicator
+// is the world of one, so a plain run never touches MPI; InProcessCommunicator runs N ranks as
+// threads of one process, for tests. Callers never ask which one they have.
 // Every collective must be entered by every rank, in the same order, with the same element counts:
 // a rank that skips one leaves the others waiting forever, and nothing detects that.
+
+/// Which threads may call a communicator's collectives (MPI's MPI_THREAD_* levels). Ordered: a level
+/// permits everything the levels below it permit.
+public enum ThreadSupport: Int, Comparable, Sendable {
+  /// Only one thread exists in the process.
+  case single
+  /// Threads exist (compute threads), but only the thread that created the communicator calls it.
+  case funneled
+  /// Any thread may call it, one at a time: what a communication thread beside compute needs.
+  case serialized
+  /// Any thread may call it at any time.
+  case multiple
+
+  public static func < (a: ThreadSupport, b: ThreadSupport) -> Bool { a.rawValue < b.rawValue }
+}
 
 public protocol Communicator: AnyObject {
   /// This process's rank, in `0..<size`. Rank 0 is the one that speaks.
@@ -28,6 +45,12 @@ public protocol Communicator: AnyObject {
   /// Overwrites `buffer` on every rank with the bytes `root` holds. Every rank passes the same count.
   func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
   func barrier() throws
+  /// What the communicator granted, which may be below what was asked for: a caller that wants to
+  /// communicate from a second thread must check for `.serialized`.
+  var threadSupport: ThreadSupport { get }
+  /// Ends communication in this process: every rank calls it after its last collective, before a
+  /// successful exit. Calling it again does nothing.
+  func finalize() throws
   /// Ends every rank of the job promptly, including ranks waiting in a collective this one will
   /// never enter. For errors on one rank that the others cannot know about.
   func abort(code: Int32) -> Never

@@ -22,46 +22,12 @@ public struct MPIError: Error, CustomStringConvertible, Sendable {
 }
 
 public final class MPICommunicator: Communicator {
-  /// How many threads may call MPI (MPI_THREAD_*). Ordered: a level permits everything the levels
-  /// below it permit.
-  public enum ThreadLevel: Int32, Comparable, Sendable {
-    /// Only one thread exists in the process.
-    case single
-    /// Threads exist (OpenBLAS's), but only the thread that called init calls MPI.
-    case funneled
-    /// Any thread may call MPI, one at a time.
-    case serialized
-    /// Any thread may call MPI at any time.
-    case multiple
-
-    public static func < (a: ThreadLevel, b: ThreadLevel) -> Bool { a.rawValue < b.rawValue }
-
-    fileprivate var shimValue: Int32 {
-      switch self {
-      case .single: CMPI_THREAD_SINGLE
-      case .funneled: CMPI_THREAD_FUNNELED
-      case .serialized: CMPI_THREAD_SERIALIZED
-      case .multiple: CMPI_THREAD_MULTIPLE
-      }
-    }
-
-    fileprivate init(shimValue: Int32) {
-      switch shimValue {
-      case CMPI_THREAD_MULTIPLE: self = .multiple
-      case CMPI_THREAD_SERIALIZED: self = .serialized
-      case CMPI_THREAD_FUNNELED: self = .funneled
-      default: self = .single
-      }
-    }
-  }
-
   public let rank: Int
   public let size: Int
   public let localRank: Int
   public let localSize: Int
-  /// What MPI granted, which may be below what was asked for; a caller that needs the level it asked
-  /// for must check.
-  public let providedThreadLevel: ThreadLevel
+  /// What MPI granted, which may be below what was asked for.
+  public let threadSupport: ThreadSupport
   /// Whether a call that waits for other ranks yields its core rather than spinning (Open MPI's
   /// mpi_yield_when_idle); nil when the tool interface could not tell.
   public let yieldsWhenIdle: Bool?
@@ -69,10 +35,10 @@ public final class MPICommunicator: Communicator {
 
   /// Initializes MPI (under mpirun, or as a singleton world of one without it). MPI allows this once
   /// per process: a second MPICommunicator, even after `finalize()`, throws.
-  public init(threadLevel: ThreadLevel = .funneled) throws {
+  public init(threadSupport requested: ThreadSupport = .funneled) throws {
     var provided: Int32 = CMPI_THREAD_SINGLE
-    try check(cmpi_init(threadLevel.shimValue, &provided), "MPI_Init_thread")
-    providedThreadLevel = ThreadLevel(shimValue: provided)
+    try check(cmpi_init(requested.shimValue, &provided), "MPI_Init_thread")
+    threadSupport = ThreadSupport(shimValue: provided)
     var value: Int32 = 0
     try check(cmpi_world_rank(&value), "MPI_Comm_rank(MPI_COMM_WORLD)")
     rank = Int(value)
@@ -178,6 +144,26 @@ public final class MPICommunicator: Communicator {
       text.initialize(repeating: 0)
       _ = cmpi_error_string(code, text.baseAddress, text.count)
       return String(cString: text.baseAddress!)
+    }
+  }
+}
+
+extension ThreadSupport {
+  fileprivate var shimValue: Int32 {
+    switch self {
+    case .single: CMPI_THREAD_SINGLE
+    case .funneled: CMPI_THREAD_FUNNELED
+    case .serialized: CMPI_THREAD_SERIALIZED
+    case .multiple: CMPI_THREAD_MULTIPLE
+    }
+  }
+
+  fileprivate init(shimValue: Int32) {
+    switch shimValue {
+    case CMPI_THREAD_MULTIPLE: self = .multiple
+    case CMPI_THREAD_SERIALIZED: self = .serialized
+    case CMPI_THREAD_FUNNELED: self = .funneled
+    default: self = .single
     }
   }
 }

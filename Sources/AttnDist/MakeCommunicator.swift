@@ -11,14 +11,11 @@ import Darwin
 
 /// An `MPICommunicator` when an MPI launcher started this process, otherwise a
 /// `SingleProcessCommunicator`. Call it once per process: MPI can be initialized only once.
-/// The caller owns finalization: `(communicator as? MPICommunicator)?.finalize()` before a
-/// successful exit, `abort(code:)` on an error.
-public func makeCommunicator(
-  threadLevel: MPICommunicator.ThreadLevel = .funneled
-) throws -> Communicator {
+/// The caller owns the ending: `finalize()` before a successful exit, `abort(code:)` on an error.
+public func makeCommunicator(threadSupport: ThreadSupport = .funneled) throws -> Communicator {
   let environment: (String) -> String? = { name in getenv(name).map { String(cString: $0) } }
   if launchedByMPILauncher(environment: environment) {
-    return try MPICommunicator(threadLevel: threadLevel)
+    return try MPICommunicator(threadSupport: threadSupport)
   }
   return SingleProcessCommunicator()
 }

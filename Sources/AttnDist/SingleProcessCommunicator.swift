@@ -29,6 +29,11 @@ public final class SingleProcessCommunicator: Communicator, Sendable {
 
   public func barrier() throws {}
 
+  /// Nothing else exists to talk to, so any thread may call at any time.
+  public var threadSupport: ThreadSupport { .multiple }
+
+  public func finalize() throws {}
+
   public func abort(code: Int32) -> Never {
     // exit() flushes stdio too; kept explicit to match MPICommunicator, where this rank's last
     // message would otherwise be lost.

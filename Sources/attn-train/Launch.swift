@@ -1,8 +1,10 @@
-// What every subcommand does before its real work: join the job, read the config, pick the BLAS
-// thread count, find the run directory; and the one place where errors are reported.
+// What every subcommand does before its real work: join the job, read the config, pick the thread
+// count, find the run directory; and the one place where errors are reported. The only code that
+// reads the command line and the environment.
 
 import AttnCore
 import AttnDist
+import AttnFormats
 import AttnTrain
 import Foundation
 
@@ -13,13 +15,13 @@ struct Launch {
   let log: RunLog
 
   init(_ options: RunOptions) throws {
-    // Serialized: the gradient reducer's thread calls MPI while the main thread computes.
-    let communicator = try makeCommunicator(threadLevel: .serialized)
+    // Serialized: the data-parallel step's thread communicates while the main thread computes.
+    let communicator = try makeCommunicator(threadSupport: .serialized)
     self.communicator = communicator
     log = RunLog(isSpeaker: communicator.rank == 0)
     var config: Config
     do {
-      config = try Config.load(path: options.config)
+      config = try Config.load(path: options.config, warn: log.warn)
     } catch {
       // Every rank has joined the job: report once, from rank 0, and end the job (see below).
       throw FailedAfterJoining(communicator: communicator, error: error)
@@ -33,32 +35,18 @@ struct Launch {
     self.config = config
   }
 
-  /// Threads per rank: ATTN_TRAIN_THREADS, else training.threads, else the node's cores shared
-  /// evenly among the ranks on the node (at least one each).
-  /// `announce` receives the one line saying what was chosen (stdout for training; eval and sample
-  /// keep stdout for their results).
+  /// Sizes the compute threads (see ThreadChoice) and says what was chosen through `announce`
+  /// (stdout for training; eval and sample keep stdout for their results).
   func configureThreads(announce: ((String) -> Void)? = nil) throws {
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    var threads = max(1, cores / communicator.localSize)
-    var source = "\(cores) cores / \(communicator.localSize) ranks on this node"
-    if let fromConfig = config.training.threads {
-      threads = fromConfig
-      source = "training.threads"
-    }
-    if let text = ProcessInfo.processInfo.environment["ATTN_TRAIN_THREADS"] {
-      guard let value = Int(text), value >= 1 else {
-        throw InputError(file: "environment", field: "ATTN_TRAIN_THREADS", problem: "\"\(text)\" is not a whole number >= 1")
-      }
-      threads = value
-      source = "ATTN_TRAIN_THREADS"
-    }
-    ComputeThreads.set(threads)
-    (announce ?? log.say)("ranks: \(communicator.size), threads per rank: \(threads) (\(source))")
+    let choice = try ThreadChoice(
+      config: config, communicator: communicator, cores: ProcessInfo.processInfo.activeProcessorCount,
+      override: ProcessInfo.processInfo.environment["ATTN_TRAIN_THREADS"])
+    choice.apply()
+    (announce ?? log.say)(choice.line)
   }
 
-  func finish() {
-    (communicator as? MPICommunicator).map { try? $0.finalize() }
-  }
+  /// The faults the end-to-end tests ask for through ATTN_TRAIN_TEST_* variables.
+  var faults: FaultInjection { FaultInjection(environment: ProcessInfo.processInfo.environment) }
 }
 
 /// Runs a subcommand body and reports any error once, as one line, then exits non-zero. Under MPI
@@ -67,7 +55,7 @@ func reportingErrors(_ body: (inout Launch?) throws -> Void) -> Never {
   var launch: Launch?
   do {
     try body(&launch)
-    launch?.finish()
+    try? launch?.communicator.finalize()
     exit(0)
   } catch var error {
     var communicator = launch?.communicator

@@ -1,6 +1,5 @@
 // `attn-train sample CONFIG`: generate text from saved weights.
 
-import AttnCore
 import AttnTrain
 import ArgumentParser
 import Foundation
@@ -43,7 +42,8 @@ struct Sample: ParsableCommand {
       let l = try Launch(options)
       launch = l
       try l.configureThreads(announce: l.log.note)
-      let loaded = try CheckpointedModel(l, checkpointName: checkpoint, maxBatch: 1)
+      let loaded = try CheckpointedModel(
+        config: l.config, run: l.run, log: l.log, checkpointName: checkpoint, maxBatch: 1)
       let tokenizer = loaded.checkpoint.tokenizer
       let context = try tokenizer.encode(prompt, source: "--prompt")
       let generator = TextGenerator(model: loaded.model, tokenizer: tokenizer)

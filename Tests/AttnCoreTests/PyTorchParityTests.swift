@@ -3,7 +3,7 @@
 // tokens and compare loss, logits, every parameter gradient, and 10 steps of AdamW.
 
 @testable import AttnCore
-import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

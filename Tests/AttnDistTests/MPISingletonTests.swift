@@ -17,7 +17,7 @@ import Testing
 nonisolated(unsafe) private let shared = Result {
   setenv("OMPI_MCA_ess_singleton_isolated", "1", 1)
   yieldChosenByUser = getenv("OMPI_MCA_mpi_yield_when_idle").map { String(cString: $0) }
-  return try MPICommunicator(threadLevel: .serialized)
+  return try MPICommunicator(threadSupport: .serialized)
 }
 nonisolated(unsafe) private var yieldChosenByUser: String?
 
@@ -28,7 +28,7 @@ nonisolated(unsafe) private var yieldChosenByUser: String?
     #expect(mpi.size == 1)
     #expect(mpi.localRank == 0)
     #expect(mpi.localSize == 1)
-    #expect(mpi.providedThreadLevel >= .serialized)
+    #expect(mpi.threadSupport >= .serialized)
   }
 
   // A second MPI thread shares the rank's core, so waiting calls must yield it: the setting has to
@@ -85,7 +85,7 @@ nonisolated(unsafe) private var yieldChosenByUser: String?
 
   @Test func secondInitThrowsInsteadOfCallingMPIInitTwice() throws {
     _ = try shared.get()
-    let error = #expect(throws: MPIError.self) { try MPICommunicator(threadLevel: .single) }
+    let error = #expect(throws: MPIError.self) { try MPICommunicator(threadSupport: .single) }
     #expect(error?.code == -1)  // CMPI_ERR_INIT_ONCE: the shim's own code, not an MPI one
     #expect(error?.operation == "MPI_Init_thread")
     #expect(error?.description.contains("only once") == true)

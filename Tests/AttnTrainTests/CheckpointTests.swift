@@ -5,6 +5,7 @@
 // the newest K and never `best`.
 
 import AttnCore
+import AttnFormats
 import Foundation
 import Testing
 

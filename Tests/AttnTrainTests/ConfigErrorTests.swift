@@ -1,6 +1,7 @@
 // Every way a config can be refused. Each case checks the field path and the key words of the
 // message (the value found and what is allowed), not the whole wording.
 import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

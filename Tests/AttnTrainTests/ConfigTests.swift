@@ -2,6 +2,7 @@
 // resume classification, and the user documentation kept in step with the key table.
 import AttnCore
 import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

@@ -27,7 +27,8 @@ struct InProcessTrainer {
       config = try Config.parse(json: Data(json.utf8), sourcePath: directory.appendingPathComponent("c.json").path)
       data = try TextData.load(config)
       trainer = try Trainer(
-        config: config, data: data, communicator: SingleProcessCommunicator(), log: RunLog(isSpeaker: false),
+        config: config, plan: BatchPlan(config, ranks: 1), data: data, communicator: SingleProcessCommunicator(),
+        log: RunLog(isSpeaker: false),
         run: RunDirectory(path: config.output.runDir, origin: "output.run_dir"), resumeFrom: nil)
     } catch {
       try? FileManager.default.removeItem(at: directory)

@@ -4,6 +4,7 @@
 // fixed seed, and the run directory keeps a resolved config that parses back.
 import AttnCore
 import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

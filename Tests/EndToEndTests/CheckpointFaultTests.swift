@@ -4,6 +4,7 @@
 // checkpoint is whole the run stops with an error that lists each fault.
 
 import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

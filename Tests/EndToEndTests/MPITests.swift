@@ -4,6 +4,7 @@
 // block 32, global batch 8) because the machine has 2 cores.
 
 import AttnTrain
+import AttnFormats
 import Foundation
 import TestProcesses
 import Testing
@@ -32,8 +33,8 @@ extension MPIEndToEnd {
           "model": ["dropout": 0.1],
           "optimizer": ["learning_rate": 1e-3],
           "training": [
-            "max_steps": 50, "consistency_check_interval": 1, "allreduce_bucket_mb": bucketMB,
-            "overlap_allreduce": overlap,
+            "max_steps": 50, "consistency_check_interval": 1, "gradient_bucket_mb": bucketMB,
+            "reduce_during_backward": overlap,
           ],
           "output": ["run_dir": run],
         ])

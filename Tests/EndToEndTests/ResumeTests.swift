@@ -3,6 +3,7 @@
 // would not continue the saved run, accepted when it is safe.
 
 import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

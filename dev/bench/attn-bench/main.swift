@@ -156,20 +156,20 @@ if options.allreduce {
   // Lines "swift COUNT BEST MEDIAN" and "swift-buckets COUNT BEST MEDIAN" (ms), read by
   // dev/bench/allreduce/run.sh next to the C program's "c COUNT BEST MEDIAN".
   do {
-    let communicator = try makeCommunicator(threadLevel: .serialized)
+    let communicator = try makeCommunicator(threadSupport: .serialized)
     for path in options.configs {
       let config = try Config.load(path: path)
       let data = try TextData.load(config)
       let count = ParameterLayout(config.modelShape(vocabSize: data.tokenizer.vocabSize)).count
       let whole = try allreduceTimes(communicator, count: count, bucket: count)
-      let bucket = Int(config.training.allreduceBucketMB * 1_048_576 / 4)
+      let bucket = Int(config.training.gradientBucketMB * 1_048_576 / 4)
       let buckets = try allreduceTimes(communicator, count: count, bucket: bucket)
       if communicator.rank == 0 {
         print(String(format: "swift %d %.3f %.3f", count, whole.0, whole.1))
         print(String(format: "swift-buckets %d %.3f %.3f", count, buckets.0, buckets.1))
       }
     }
-    (communicator as? MPICommunicator).map { try? $0.finalize() }
+    try? communicator.finalize()
   } catch {
     FileHandle.standardError.write(Data("attn-bench: \(error)\n".utf8))
     exit(1)

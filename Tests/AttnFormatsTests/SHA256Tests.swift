@@ -4,7 +4,7 @@ import Foundation
 import TestProcesses
 import Testing
 
-import AttnTrain
+import AttnFormats
 
 @Suite struct SHA256Tests {
   @Test(arguments: [

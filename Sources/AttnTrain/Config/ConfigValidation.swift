@@ -2,6 +2,7 @@
 // differences a resumed run may accept. Rules that need the data (block_size longer than the text,
 // batch_size not divisible by the number of ranks) belong to the data loader and trainer.
 import AttnCore
+import AttnFormats
 import Foundation
 
 extension Config {

@@ -1,6 +1,7 @@
 // How a config problem reaches the user: always the file, the field path, the value found and what
 // is allowed, in one line the CLI prints as is. Unknown names get the nearest valid one, because a
 // typo that silently fell back to a default would cost a whole training run.
+import AttnFormats
 import Foundation
 
 public struct ConfigError: Error, CustomStringConvertible, LocalizedError {

@@ -1,8 +1,7 @@
-// The token streams a run trains and evaluates on, and the two ways of cutting them into sequences:
-// the training batch of a step is a pure function of (seed, step, micro-step, global sample), so no
-// loader state exists; the dev set is cut into consecutive windows, each evaluated exactly once.
+// The token streams a run trains and evaluates on: the configured files read, checked and tokenized.
+// How they are cut into sequences is BatchSampler's (training) and DevWindows' (evaluation).
 
-import AttnCore
+import AttnFormats
 import Foundation
 
 public struct TextData: Sendable {
@@ -121,73 +120,6 @@ func firstInvalidUTF8Offset(_ bytes: Data) -> Int {
     case .scalarValue(let scalar): offset += UTF8.width(scalar)
     case .emptyInput: return bytes.count
     case .error: return min(offset, bytes.count - 1)
-    }
-  }
-}
-
-// MARK: - Batches
-
-/// Where training sequences start: sample g of micro-step m of step t begins at a position drawn
-/// from the key (seed, batch, t, m, g), so it does not depend on ranks or on what ran before.
-public struct BatchSampler: Sendable {
-  public let seed: UInt64
-  public let sequenceLength: Int
-  public let tokenCount: Int
-
-  public init(seed: UInt64, sequenceLength: Int, tokenCount: Int) {
-    self.seed = seed
-    self.sequenceLength = sequenceLength
-    self.tokenCount = tokenCount
-  }
-
-  public func start(step: Int, microStep: Int, globalSample: Int) -> Int {
-    let key = RandomKey(seed: seed, purpose: .batch).then(step).then(microStep)
-    return key.integer(globalSample, below: tokenCount - sequenceLength)
-  }
-
-  /// Fills tokens/targets [count, T] for global samples first..<first+count.
-  public func fill(
-    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
-    step: Int, microStep: Int, firstSample: Int, count: Int
-  ) {
-    let T = sequenceLength
-    stream.withUnsafeBufferPointer { data in
-      for b in 0..<count {
-        let s = start(step: step, microStep: microStep, globalSample: firstSample + b)
-        (tokens + b * T).update(from: data.baseAddress! + s, count: T)
-        (targets + b * T).update(from: data.baseAddress! + s + 1, count: T)
-      }
-    }
-  }
-}
-
-/// The dev split as consecutive windows of T inputs (and T shifted targets): window k covers tokens
-/// kT ..< kT + T + 1. Every window is evaluated once, in order; the < T leftover tokens at the end
-/// are not predicted.
-public struct DevWindows: Sendable {
-  public let sequenceLength: Int
-  public let count: Int
-
-  public init(tokenCount: Int, sequenceLength: Int) {
-    self.sequenceLength = sequenceLength
-    count = (tokenCount - 1) / sequenceLength
-  }
-
-  /// The windows rank r of n evaluates: a contiguous share, sizes differing by at most one.
-  public func share(rank: Int, of size: Int) -> Range<Int> {
-    (count * rank / size)..<(count * (rank + 1) / size)
-  }
-
-  public func fill(
-    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
-    windows: Range<Int>
-  ) {
-    let T = sequenceLength
-    stream.withUnsafeBufferPointer { data in
-      for (b, k) in windows.enumerated() {
-        (tokens + b * T).update(from: data.baseAddress! + k * T, count: T)
-        (targets + b * T).update(from: data.baseAddress! + k * T + 1, count: T)
-      }
     }
   }
 }

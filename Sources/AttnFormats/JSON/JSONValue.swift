@@ -1,7 +1,9 @@
 // A JSON value that keeps what Foundation's decoders blur: integers apart from other numbers (so 4.5
 // or 4.0 is never taken for an integer, nor 1 for a bool), object keys in file order, and duplicate
-// keys as errors, each with a line and column. The config reader is built on it because it must be
-// strict; `prettyPrinted()` writes the resolved config back out.
+// keys as errors, each with a line and column. Every JSON file read from outside goes through
+// `parse` (the config, a safetensors header, a checkpoint's manifest, trainer state and vocabulary;
+// JSONObject gives typed access to them), and every JSON file attn-train writes is built as a
+// JSONValue: one reader and one writer.
 import Foundation
 
 public enum JSONValue: Equatable, Sendable {
@@ -310,13 +312,6 @@ extension JSONValue: CustomStringConvertible {
     }
     if let indent { out += "\n" + indent }
     out += close
-  }
-
-  /// `s` as a JSON string literal, quotes included (also used by the safetensors header writer).
-  static func quoted(_ s: String) -> String {
-    var out = ""
-    writeString(s, to: &out)
-    return out
   }
 
   private static func writeString(_ s: String, to out: inout String) {

@@ -1,6 +1,6 @@
 // The strict JSON reader under the config: the distinctions Foundation blurs (integer, number, bool),
 // key order, and errors with a line and column.
-import AttnTrain
+import AttnFormats
 import Foundation
 import Testing
 

@@ -5,7 +5,7 @@
 import Foundation
 import Testing
 
-import AttnTrain
+import AttnFormats
 
 @Suite struct DurableFilesTests {
   @Test func replaceFileAtomicallyReplacesContentsAndLeavesNoTemporaries() throws {

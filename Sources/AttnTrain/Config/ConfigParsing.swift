@@ -2,20 +2,22 @@
 // unknown keys and fill in defaults without a word, so a typo such as "lerning_rate" would train with
 // the default; here every key is looked up in the table (ConfigSchema.swift) and unknown ones are
 // errors with a suggestion.
+import AttnFormats
 import Foundation
 
 extension Config {
-  public static func load(path: String) throws -> Config {
+  /// Reads and validates a config file; `warn` hears about deprecated keys.
+  public static func load(path: String, warn: (String) -> Void = { _ in }) throws -> Config {
     guard let data = FileManager.default.contents(atPath: path) else {
       let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
       throw ConfigError(file: path, "the config file \(reason)")
     }
-    return try parse(json: data, sourcePath: path)
+    return try parse(json: data, sourcePath: path, warn: warn)
   }
 
   /// Parses and validates a config. `sourcePath` names the file in messages, gives relative paths
   /// their base directory and the default run directory its name.
-  public static func parse(json: Data, sourcePath: String) throws -> Config {
+  public static func parse(json: Data, sourcePath: String, warn: (String) -> Void = { _ in }) throws -> Config {
     let file = sourcePath
     let root: JSONValue
     do {

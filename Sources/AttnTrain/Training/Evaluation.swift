@@ -1,9 +1,10 @@
 // Loss on the whole dev split: every window once, in order, shared contiguously between ranks and
 // summed with one allreduce, so the figure is the same at any number of processes (up to float
-// rounding of the final sum).
+// rounding of the final sum). Training evaluates its live model; `attn-train eval` a checkpoint.
 
 import AttnCore
 import AttnDist
+import AttnFormats
 import Foundation
 
 public struct EvaluationResult: Sendable, Equatable {
@@ -52,5 +53,41 @@ public final class Evaluator {
     sums[1] = Double(mine.count * T)
     try communicator.allreduceSum(sums)
     return EvaluationResult(loss: sums[0] / sums[1], tokens: Int(sums[1]))
+  }
+}
+
+/// What `attn-train eval` reports: a checkpoint's dev-set figures.
+public struct CheckpointEvaluation {
+  public let checkpoint: LoadedCheckpoint
+  public let result: EvaluationResult
+
+  /// Loads the checkpoint (see CheckpointedModel), reads the dev data with the checkpoint's
+  /// tokenizer, and evaluates it over the whole dev split on every rank of `communicator`.
+  public init(config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, checkpointName: String?) throws {
+    let plan = BatchPlan.evaluation(config, ranks: communicator.size)
+    let loaded = try CheckpointedModel(
+      config: config, run: run, log: log, checkpointName: checkpointName, maxBatch: plan.sequencesPerRank)
+    let data = try TextData.load(config, vocabulary: loaded.checkpoint.tokenizer)
+    checkpoint = loaded.checkpoint
+    result = try Evaluator(model: loaded.model, dev: data.dev).evaluate(communicator)
+  }
+
+  /// One object with every figure, keys sorted.
+  public var json: JSONValue {
+    .object([
+      (key: "bits_per_char", value: JSONValue(number: result.bitsPerChar)),
+      (key: "checkpoint", value: .string(checkpoint.path)),
+      (key: "dev_loss", value: JSONValue(number: result.loss)),
+      (key: "perplexity", value: JSONValue(number: result.perplexity)),
+      (key: "step", value: JSONValue(integer: checkpoint.state.step)),
+      (key: "tokens", value: JSONValue(integer: result.tokens)),
+    ])
+  }
+
+  /// "dev loss 1.8905 | perplexity 6.623 | bits/char 2.7275 | 111488 tokens"
+  public var summary: String {
+    String(
+      format: "dev loss %.4f | perplexity %.3f | bits/char %.4f | %d tokens", result.loss, result.perplexity,
+      result.bitsPerChar, result.tokens)
   }
 }

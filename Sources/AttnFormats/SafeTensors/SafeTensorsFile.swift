@@ -1,10 +1,6 @@
-// The safetensors format, so checkpoints open in Python with `safetensors.numpy.load_file`:
-// an 8-byte little-endian header length N, N bytes of JSON (padded with spaces to a multiple of 8,
-// as the reference writer does), then the raw tensor bytes; `data_offsets` count from the data start.
-// The writer streams each tensor straight from its buffer (no file-sized copy) and fsyncs. The reader
-// treats the file as hostile: every length, offset and product is checked before it is used, and each
-// fault is a `SafeTensorsError` naming the file. AttnTrain builds with -Ounchecked, where overflow
-// and bounds traps are gone, so the checks below use explicit overflow-reporting arithmetic.
+// Reading a safetensors file (the format is described in SafeTensorsWriter.swift) as hostile input:
+// every length, offset and product is checked before it is used, with explicit overflow-reporting
+// arithmetic, and each fault is a `SafeTensorsError` naming the file.
 import Foundation
 
 #if canImport(Glibc)
@@ -14,118 +10,6 @@ import Foundation
 #elseif canImport(Darwin)
   import Darwin
 #endif
-
-#if _endian(big)
-  #error("safetensors data is little-endian; this code copies host memory as-is")
-#endif
-
-public struct SafeTensorsError: Error, CustomStringConvertible {
-  public let path: String
-  public let reason: String
-  public var description: String { "\(path): \(reason)" }
-}
-
-public enum SafeTensorsDType: String, Sendable, CaseIterable {
-  case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
-  case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
-
-  public var byteSize: Int {
-    switch self {
-    case .f64, .i64: 8
-    case .f32, .i32: 4
-    case .f16, .bf16, .i16: 2
-    case .i8, .u8, .bool: 1
-    }
-  }
-}
-
-/// Element types the writer can take a buffer of.
-public protocol SafeTensorsElement { static var safeTensorsDType: SafeTensorsDType { get } }
-extension Float: SafeTensorsElement { public static var safeTensorsDType: SafeTensorsDType { .f32 } }
-extension Int32: SafeTensorsElement { public static var safeTensorsDType: SafeTensorsDType { .i32 } }
-extension Int64: SafeTensorsElement { public static var safeTensorsDType: SafeTensorsDType { .i64 } }
-
-/// The reference reader's cap; a larger "header length" means this is not a safetensors file.
-let safeTensorsMaxHeaderBytes = 100_000_000
-
-// MARK: - Writing
-
-/// Collects named tensors in file order, then `write(to:)` streams them out and fsyncs.
-/// A tensor added from an `UnsafeBufferPointer` is not copied: the memory must stay valid until
-/// `write(to:)` returns (meant for slices of the long-lived flat parameter/optimizer buffers).
-public struct SafeTensorsWriter {
-  public var metadata: [String: String]
-  private var tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], count: Int, bytes: ByteSource)] = []
-  private typealias ByteSource = ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
-
-  public init(metadata: [String: String] = [:]) { self.metadata = metadata }
-
-  public mutating func add<T: SafeTensorsElement>(_ name: String, shape: [Int], _ data: UnsafeBufferPointer<T>) {
-    tensors.append((name, T.safeTensorsDType, shape, data.count, { try $0(UnsafeRawBufferPointer(data)) }))
-  }
-
-  /// The array is retained (not copied) until the writer is gone.
-  public mutating func add<T: SafeTensorsElement>(_ name: String, shape: [Int], _ values: [T]) {
-    tensors.append((name, T.safeTensorsDType, shape, values.count, { try values.withUnsafeBytes($0) }))
-  }
-
-  public func write(to path: String) throws {
-    let header = try headerBytes(path: path)  // validate before truncating anything on disk
-    let file = try DurableFileWriter(path: path)
-    do {
-      try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try file.write($0) }
-      try header.withUnsafeBytes { try file.write($0) }
-      for t in tensors { try t.bytes { try file.write($0) } }
-      try file.close()
-    } catch {
-      unlink(path)  // never leave a half-written file that looks like a checkpoint
-      throw error
-    }
-  }
-
-  private func headerBytes(path: String) throws -> [UInt8] {
-    func fail(_ reason: String) -> SafeTensorsError { SafeTensorsError(path: path, reason: reason) }
-    var json = "{"
-    if !metadata.isEmpty {
-      let pairs = metadata.sorted { $0.key < $1.key }.map { "\(JSONValue.quoted($0.key)):\(JSONValue.quoted($0.value))" }
-      json += "\"__metadata__\":{\(pairs.joined(separator: ","))},"
-    }
-    var seen = Set<String>()
-    var offset = 0
-    for t in tensors {
-      if t.name.isEmpty || t.name == "__metadata__" { throw fail("invalid tensor name '\(t.name)'") }
-      if !seen.insert(t.name).inserted { throw fail("tensor '\(t.name)' added twice") }
-      guard let count = elementCount(t.shape), count == t.count else {
-        throw fail("tensor '\(t.name)': shape \(t.shape) does not hold the \(t.count) elements given")
-      }
-      let end = offset + count * t.dtype.byteSize
-      let shape = t.shape.map(String.init).joined(separator: ",")
-      json += "\(JSONValue.quoted(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],"
-      json += "\"data_offsets\":[\(offset),\(end)]},"
-      offset = end
-    }
-    if json.count > 1 { json.removeLast() }
-    json += "}"
-    var bytes = Array(json.utf8)
-    bytes += [UInt8](repeating: UInt8(ascii: " "), count: (8 - bytes.count % 8) % 8)
-    if bytes.count > safeTensorsMaxHeaderBytes { throw fail("header of \(bytes.count) bytes is over the 100 MB limit") }
-    return bytes
-  }
-}
-
-/// The product of `shape`, or nil if a dimension is negative or the product overflows.
-func elementCount(_ shape: [Int]) -> Int? {
-  var count = 1
-  for d in shape {
-    guard d >= 0 else { return nil }
-    let (p, overflow) = count.multipliedReportingOverflow(by: d)
-    if overflow { return nil }
-    count = p
-  }
-  return count
-}
-
-// MARK: - Reading
 
 /// A safetensors file, header parsed and validated on open; tensor data is read on demand with
 /// pread(2) from a descriptor held for the life of the value (so a rename over the path meanwhile
@@ -166,22 +50,29 @@ public struct SafeTensorsFile: Sendable {
     try headerBytes.withUnsafeMutableBytes { try file.read(into: $0, at: 8, what: "header") }
     guard String(bytes: headerBytes, encoding: .utf8) != nil else { throw fail("header is not valid UTF-8") }
 
-    let raw: RawHeader
+    let header: JSONValue
     do {
-      raw = try JSONDecoder().decode(RawHeader.self, from: Data(headerBytes))
-    } catch let fault as HeaderFault {
-      throw fail(fault.reason)
-    } catch {
+      header = try JSONValue.parse(Data(headerBytes))
+    } catch let error as JSONSyntaxError {
       // Show how it starts: a file that is not safetensors at all is the usual cause.
       let start = String(decoding: headerBytes.prefix(40), as: UTF8.self).debugDescription
-      if case DecodingError.typeMismatch = error { throw fail("header is not a JSON object (starts \(start))") }
-      throw fail("header is not valid JSON (starts \(start))")
+      throw fail("header is not valid JSON: \(error) (starts \(start))")
+    }
+    guard case .object(let members) = header else {
+      let start = String(decoding: headerBytes.prefix(40), as: UTF8.self).debugDescription
+      throw fail("header is not a JSON object (starts \(start))")
     }
 
     let dataSize = fileSize - dataStart
+    var metadata: [String: String] = [:]
     var tensors: [String: Tensor] = [:]
     var spans: [(name: String, begin: Int, end: Int)] = []
-    for (name, entry) in raw.tensors {
+    for (name, value) in members {
+      if name == "__metadata__" {
+        metadata = try Self.metadata(value, fail)
+        continue
+      }
+      let entry = try Self.entry(name, value, fail)
       guard let dtype = SafeTensorsDType(rawValue: entry.dtype) else {
         let known = SafeTensorsDType.allCases.map(\.rawValue).joined(separator: ", ")
         throw fail("tensor '\(name)': unknown dtype '\(entry.dtype)' (known: \(known))")
@@ -217,7 +108,7 @@ public struct SafeTensorsFile: Sendable {
     }
 
     self.path = path
-    self.metadata = raw.metadata
+    self.metadata = metadata
     self.names = spans.map(\.name)
     self.tensors = tensors
     self.file = file
@@ -276,50 +167,47 @@ public struct SafeTensorsFile: Sendable {
   }
 }
 
-// MARK: - Header JSON
+// MARK: - Header entries
 
-private struct HeaderFault: Error { let reason: String }
-
-private struct AnyKey: CodingKey {
-  let stringValue: String
-  init(stringValue: String) { self.stringValue = stringValue }
-  var intValue: Int? { nil }
-  init?(intValue: Int) { nil }
-}
-
-/// The header decoded with exact types (an Int field rejects 1.5, "1" and true); any field-level
-/// fault becomes a `HeaderFault` that names the tensor and field.
-private struct RawHeader: Decodable {
-  var tensors: [(name: String, entry: (dtype: String, shape: [Int], offsets: [Int]))] = []
-  var metadata: [String: String] = [:]
-
-  init(from decoder: Decoder) throws {
-    let top = try decoder.container(keyedBy: AnyKey.self)
-    for key in top.allKeys {
-      let name = key.stringValue
-      if name == "__metadata__" {
-        guard let m = try? top.decode([String: String].self, forKey: key) else {
-          throw HeaderFault(reason: "__metadata__ must be an object whose values are all strings")
-        }
-        metadata = m
-        continue
-      }
-      guard let entry = try? top.nestedContainer(keyedBy: AnyKey.self, forKey: key) else {
-        throw HeaderFault(reason: "tensor '\(name)': entry is not a JSON object")
-      }
-      func field<T: Decodable>(_ field: String, _: T.Type, _ expected: String) throws -> T {
-        let k = AnyKey(stringValue: field)
-        guard entry.contains(k) else { throw HeaderFault(reason: "tensor '\(name)': missing field \"\(field)\"") }
-        guard let v = try? entry.decode(T.self, forKey: k) else {
-          throw HeaderFault(reason: "tensor '\(name)': field \"\(field)\" must be \(expected)")
-        }
-        return v
-      }
-      let dtype = try field("dtype", String.self, "a string")
-      let shape = try field("shape", [Int].self, "an array of integers")
-      let offsets = try field("data_offsets", [Int].self, "an array of two integers")
-      tensors.append((name, (dtype, shape, offsets)))
+extension SafeTensorsFile {
+  private static func metadata(_ value: JSONValue, _ fail: (String) -> SafeTensorsError) throws -> [String: String] {
+    guard case .object(let pairs) = value else {
+      throw fail("__metadata__ must be an object whose values are all strings")
     }
+    var metadata: [String: String] = [:]
+    for (key, value) in pairs {
+      guard case .string(let text) = value else {
+        throw fail("__metadata__ must be an object whose values are all strings; \"\(key)\" is \(value.kindName)")
+      }
+      metadata[key] = text
+    }
+    return metadata
+  }
+
+  /// One tensor's entry with exact types: an integer field refuses 1.5, "1" and true.
+  private static func entry(_ name: String, _ value: JSONValue, _ fail: (String) -> SafeTensorsError) throws
+    -> (dtype: String, shape: [Int], offsets: [Int])
+  {
+    guard let entry = try? JSONObject(value) else {
+      throw fail("tensor '\(name)': entry is not a JSON object")
+    }
+    func field(_ key: String) throws -> JSONValue {
+      guard let value = entry[key] else { throw fail("tensor '\(name)': missing field \"\(key)\"") }
+      return value
+    }
+    func integers(_ key: String, _ expected: String) throws -> [Int] {
+      guard case .array(let elements) = try field(key) else {
+        throw fail("tensor '\(name)': field \"\(key)\" must be \(expected)")
+      }
+      return try elements.map {
+        guard let n = $0.exactInt else { throw fail("tensor '\(name)': field \"\(key)\" must be \(expected)") }
+        return n
+      }
+    }
+    guard case .string(let dtype) = try field("dtype") else {
+      throw fail("tensor '\(name)': field \"dtype\" must be a string")
+    }
+    return (dtype, try integers("shape", "an array of integers"), try integers("data_offsets", "an array of two integers"))
   }
 }
 

@@ -4,6 +4,7 @@
 // this table, so a new setting is one line here, its default in Config.swift and a row in
 // dev/config-reference.md (a test checks the document against this table).
 import AttnCore
+import AttnFormats
 import Foundation
 
 extension Config {
@@ -51,8 +52,8 @@ extension Config {
         .int("keep_checkpoints", \.keepCheckpoints, 1...Int.max),
         .int("consistency_check_interval", \.consistencyCheckInterval, 0...Int.max),
         .optionalInt("threads", \.threads, 1...4096),
-        .double("allreduce_bucket_mb", \.allreduceBucketMB, .positive),
-        .bool("overlap_allreduce", \.overlapAllreduce),
+        .double("gradient_bucket_mb", \.gradientBucketMB, .positive),
+        .bool("reduce_during_backward", \.reduceDuringBackward),
       ]),
       ConfigSection("data", \.data, [
         .path("train_path", \.trainPath),

@@ -4,6 +4,7 @@
 // dev/config-reference.md documents every key for users. PositionEncoding, OptimizerKind and
 // ScheduleKind are AttnCore's own enums, so the trainer hands them to the model unconverted.
 import AttnCore
+import AttnFormats
 import Foundation
 
 public enum TokenizerKind: String, CaseIterable, Sendable { case char, byte }
@@ -109,15 +110,15 @@ public struct TrainingConfig: Equatable, Sendable {
   /// Compute threads per rank; nil means the node's cores divided by the ranks on the node.
   public var threads: Int?
   /// Gradients are summed over ranks in buckets of about this many MiB.
-  public var allreduceBucketMB: Double
+  public var gradientBucketMB: Double
   /// Whether a communication thread sums each bucket while backward computes the layers below.
-  public var overlapAllreduce: Bool
+  public var reduceDuringBackward: Bool
 
   public init(
     batchSize: Int = 12, gradAccumSteps: Int = 1, maxSteps: Int = 2000, seed: UInt64 = 1337,
     evalInterval: Int = 250, logInterval: Int = 10, checkpointInterval: Int = 250,
     keepCheckpoints: Int = 3, consistencyCheckInterval: Int = 100, threads: Int? = nil,
-    allreduceBucketMB: Double = 4, overlapAllreduce: Bool = true
+    gradientBucketMB: Double = 4, reduceDuringBackward: Bool = true
   ) {
     self.batchSize = batchSize
     self.gradAccumSteps = gradAccumSteps
@@ -129,8 +130,8 @@ public struct TrainingConfig: Equatable, Sendable {
     self.keepCheckpoints = keepCheckpoints
     self.consistencyCheckInterval = consistencyCheckInterval
     self.threads = threads
-    self.allreduceBucketMB = allreduceBucketMB
-    self.overlapAllreduce = overlapAllreduce
+    self.gradientBucketMB = gradientBucketMB
+    self.reduceDuringBackward = reduceDuringBackward
   }
 }
 

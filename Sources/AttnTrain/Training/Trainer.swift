@@ -1,61 +1,62 @@
 // The training loop, a plain loop as in nanoGPT's train.py. Each optimizer step: every micro-step
-// draws its global batch from (seed, step, micro-step), this rank runs forward/backward on its
-// contiguous share, gradients (already scaled by 1 / tokens of the whole global batch) are summed
-// over ranks, clipped, and applied, each rank updating its shares of the buffer and gathering the
-// others' (GradientReducer). Every rank then holds the same weights, so evaluation and checkpoints
-// need no further agreement (a checkpoint gathers the optimizer state first). trainStep allocates
-// nothing (AllocationTests); logging, evaluation and checkpoints, between steps, may.
+// draws its global batch from (seed, step, micro-step) (BatchPlan, BatchSampler), this rank runs
+// forward/backward on its contiguous share, and the gradients (already scaled by 1 / tokens of the
+// whole global batch) are summed over ranks, clipped and applied by ShardedDataParallel: each rank
+// updates its shares of the buffer and gathers the others'. Every rank then holds the same weights,
+// so evaluation and checkpoints need no further agreement (a checkpoint gathers the optimizer state
+// first). trainStep allocates nothing (TrainerAllocationTests); logging, evaluation and checkpoints,
+// between steps, may.
 
 import AttnCore
 import AttnDist
+import AttnFormats
 import Foundation
 
 public final class Trainer {
   public let config: Config
+  public let plan: BatchPlan
   public let model: GPT
   public let optimizer: Optimizer
   public private(set) var state: TrainerState
   private let communicator: Communicator
   private let log: RunLog
   private let data: TextData
-  private let run: RunDirectory
   private let schedule: LearningRateSchedule
   private let sampler: BatchSampler
   private let evaluator: Evaluator
   private let writer: CheckpointWriter
-  private let reducer: GradientReducer
-  private let localBatch: Int
-  private let hooks = TestHooks.fromEnvironment()
+  private let dataParallel: ShardedDataParallel
+  private let faults: FaultInjection
   private var perturbed = false
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
-  /// [loss sum, stop requested, gradients' sum of squares]: one allreduce per step carries all three.
-  private let stepSums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
+  private let totals = StepTotals()
   private let checksum = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
 
   public init(
-    config: Config, data: TextData, communicator: Communicator, log: RunLog, run: RunDirectory,
-    resumeFrom checkpoint: LoadedCheckpoint?
+    config: Config, plan: BatchPlan, data: TextData, communicator: Communicator, log: RunLog, run: RunDirectory,
+    faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?
   ) throws {
+    precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
     self.config = config
+    self.plan = plan
     self.data = data
     self.communicator = communicator
     self.log = log
-    self.run = run
+    self.faults = faults
     let training = config.training
-    localBatch = training.batchSize / communicator.size
     let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
-    model = GPT(shape: shape, maxBatch: localBatch)
+    model = GPT(shape: shape, maxBatch: plan.sequencesPerRank)
     optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
     schedule = config.learningRateSchedule
     sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
     evaluator = Evaluator(model: model, dev: data.dev)
-    writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints)
-    reducer = GradientReducer(
+    writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints, faults: faults)
+    dataParallel = ShardedDataParallel(
       communicator: communicator, gradients: model.gradients, layout: model.layout,
-      bucketElements: Int(training.allreduceBucketMB * 1_048_576 / 4), overlap: training.overlapAllreduce)
-    tokens = .allocate(capacity: localBatch * shape.blockSize)
-    targets = .allocate(capacity: localBatch * shape.blockSize)
+      bucketElements: Int(training.gradientBucketMB * 1_048_576 / 4), reduceDuringBackward: training.reduceDuringBackward)
+    tokens = .allocate(capacity: plan.sequencesPerRank * shape.blockSize)
+    targets = .allocate(capacity: plan.sequencesPerRank * shape.blockSize)
     state = TrainerState(step: 0, tokensSeen: 0, elapsedSeconds: 0, worldSize: communicator.size)
 
     // Rank 0 is the source of truth for the starting state; the broadcasts make every replica
@@ -72,20 +73,19 @@ public final class Trainer {
     var stepCount = optimizer.stepCount
     try communicator.broadcast(&stepCount, root: 0)
     optimizer.stepCount = stepCount
-    var stateBytes = Array(try JSONEncoder().encode(state))
-    try communicator.broadcast(&stateBytes, root: 0)
-    state = try JSONDecoder().decode(TrainerState.self, from: Data(stateBytes))
+    let stateJSON = try communicator.broadcast(state.json.description, root: 0)
+    state = try TrainerState(json: JSONValue.parse(Data(stateJSON.utf8)))
     state.worldSize = communicator.size
   }
 
   deinit {
     tokens.deallocate()
     targets.deallocate()
-    stepSums.deallocate()
+    totals.deallocate()
     checksum.deallocate()
   }
 
-  public enum Outcome: Equatable { case finished, stoppedBySignal(step: Int) }
+  public enum Outcome: Equatable, Sendable { case finished, stoppedBySignal(step: Int) }
 
   public func train(stopRequested: () -> Bool) throws -> Outcome {
     let training = config.training
@@ -106,26 +106,27 @@ public final class Trainer {
       let (trainLoss, stop) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
 
       state.step += 1
-      state.tokensSeen += tokensPerStep
-      windowTokens += tokensPerStep
+      state.tokensSeen += plan.tokensPerStep
+      windowTokens += plan.tokensPerStep
       state.elapsedSeconds = startElapsed + clock.seconds
       let done = state.step == training.maxSteps
 
       // Also before the last checkpoint, which only rank 0's copy goes into.
       let interval = training.consistencyCheckInterval
       if interval > 0 && (state.step % interval == 0 || done || stop) {
-        if hooks.perturbRank == communicator.rank && !perturbed {
+        if faults.perturbRank == communicator.rank && !perturbed {
           model.parameters.pointer[0] = model.parameters.pointer[0].nextUp
           perturbed = true
         }
         try checkReplicasAgree()
       }
 
-      var fields: [(String, Double)] = []
+      var record: MetricsRecord?
       if state.step % training.logInterval == 0 || done || stop {
         let seconds = clock.seconds - windowStart - pausedSeconds
         let rate = seconds > 0 ? Double(windowTokens) / seconds : 0
-        fields = [("step", Double(state.step)), ("train_loss", trainLoss), ("lr", lr), ("tokens_per_s", rate)]
+        record = MetricsRecord(
+          step: state.step, trainLoss: trainLoss, learningRate: lr, tokensPerSecond: rate, elapsedSeconds: 0)
         windowStart = clock.seconds
         windowTokens = 0
         pausedSeconds = 0
@@ -134,8 +135,8 @@ public final class Trainer {
       if evaluate {
         let pauseStart = clock.seconds
         let result = try evaluator.evaluate(communicator)
-        if fields.isEmpty { fields = [("step", Double(state.step)), ("train_loss", trainLoss), ("lr", lr)] }
-        fields.append(("dev_loss", result.loss))
+        if record == nil { record = MetricsRecord(step: state.step, trainLoss: trainLoss, learningRate: lr, elapsedSeconds: 0) }
+        record?.devLoss = result.loss
         if result.loss < (state.bestDevLoss ?? .infinity) {
           state.bestDevLoss = result.loss
           state.bestStep = state.step
@@ -143,9 +144,9 @@ public final class Trainer {
         }
         pausedSeconds += clock.seconds - pauseStart
       }
-      if !fields.isEmpty {
-        fields.append(("elapsed_s", state.elapsedSeconds))
-        report(fields, maxSteps: training.maxSteps)
+      if var record {
+        record.elapsedSeconds = state.elapsedSeconds
+        log.record(record, maxSteps: training.maxSteps)
       }
       let checkpointDue = training.checkpointInterval > 0 && state.step % training.checkpointInterval == 0
       if checkpointDue || done || stop {
@@ -157,7 +158,7 @@ public final class Trainer {
         pausedSeconds += clock.seconds - pauseStart
         log.say("checkpoint \(name) written")
       }
-      if hooks.killAfterStep == state.step { kill(getpid(), SIGKILL) }
+      if faults.killAfterStep == state.step { kill(getpid(), SIGKILL) }
       if stop && !done { return .stoppedBySignal(step: state.step) }
     }
     return .finished
@@ -167,56 +168,49 @@ public final class Trainer {
   /// summed over ranks (bucket by bucket during the last backward), clipped, applied. Returns the
   /// mean loss over the global batch and whether any rank was asked to stop. Allocates nothing.
   public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> (loss: Double, stop: Bool) {
-    let training = config.training
     let T = model.shape.blockSize
-    let lossScale = Float(1.0 / Double(tokensPerStep))
-    let firstSample = communicator.rank * localBatch
-    let dropoutKey = RandomKey(seed: training.seed, purpose: .dropout)
-    reducer.begin(count: model.gradients.count)
+    let B = plan.sequencesPerRank
+    let lossScale = Float(1.0 / Double(plan.tokensPerStep))
+    let firstSample = plan.firstSample(rank: communicator.rank)
+    let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
+    dataParallel.beginStep()
     var lossSum = 0.0
-    for micro in 0..<training.gradAccumSteps {
+    for micro in 0..<plan.microSteps {
       sampler.fill(
-        tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro,
-        firstSample: firstSample, count: localBatch)
+        tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro, firstSample: firstSample,
+        count: B)
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
-      lossSum += model.forward(tokens: tokens, targets: targets, B: localBatch, T: T, dropout: context)
+      lossSum += model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
       // The first micro-step writes the gradients and later ones add to them; they are summed over
       // ranks once, after the last micro-step's backward.
-      let last = micro == training.gradAccumSteps - 1
+      let last = micro == plan.microSteps - 1
       model.backward(
-        tokens: tokens, targets: targets, B: localBatch, T: T, lossScale: lossScale, dropout: context,
-        accumulate: micro > 0
+        tokens: tokens, targets: targets, B: B, T: T, lossScale: lossScale, dropout: context, accumulate: micro > 0
       ) {
-        if last { self.reducer.gradientsReady($0) }
+        if last { self.dataParallel.gradientsReady($0) }
       }
     }
     // This rank holds the summed gradients of its shares only: it clips by the norm the ranks add
     // up, updates those parameters, and gathers the rest from the ranks that updated them.
-    try reducer.finish()
-    let shares = reducer.shares
-    stepSums[0] = lossSum
-    stepSums[1] = stopRequested ? 1 : 0
-    stepSums[2] = reducer.sumOfSquaresOfShares
-    try communicator.allreduceSum(stepSums)
-    let trainLoss = stepSums[0] / Double(tokensPerStep)
+    try dataParallel.finish()
+    totals.lossSum = lossSum
+    totals.stopVotes = stopRequested ? 1 : 0
+    totals.gradientSumOfSquares = dataParallel.ownedSumOfSquares
+    try totals.sumOverRanks(communicator)
+    let trainLoss = totals.lossSum / Double(plan.tokensPerStep)
     guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
-    let clipping = gradientClipping(sumOfSquares: stepSums[2], maxNorm: Float(config.optimizer.gradClip))
+    let clipping = gradientClipping(sumOfSquares: totals.gradientSumOfSquares, maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
       parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
-      gradientScale: clipping.scale, over: shares)
-    try reducer.gatherShards(of: model.parameters)
-    return (trainLoss, stepSums[1] > 0)
-  }
-
-  /// Tokens of the global batch: every rank's share of every micro-step.
-  private var tokensPerStep: Int {
-    config.training.batchSize * config.training.gradAccumSteps * model.shape.blockSize
+      gradientScale: clipping.scale, over: dataParallel.ownedShares)
+    try dataParallel.allgatherShares(of: model.parameters)
+    return (trainLoss, totals.stopVotes > 0)
   }
 
   private func saveCheckpoint(named name: String) throws {
     // Each rank's optimizer state is current only in its shares.
-    for (_, buffer) in optimizer.state { try reducer.gatherShards(of: buffer) }
+    for (_, buffer) in optimizer.state { try dataParallel.allgatherShares(of: buffer) }
     if communicator.rank == 0 {
       try writer.write(
         name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
@@ -241,23 +235,31 @@ public final class Trainer {
       throw TrainingError.replicasDiverged(step: state.step, rank: communicator.rank)
     }
   }
+}
 
-  private func report(_ fields: [(String, Double)], maxSteps: Int) {
-    var parts: [String] = []
-    for (key, value) in fields {
-      switch key {
-      case "step": parts.append("step \(Int(value))/\(maxSteps)")
-      case "train_loss": parts.append(String(format: "loss %.4f", value))
-      case "dev_loss": parts.append(String(format: "dev loss %.4f", value))
-      case "lr": parts.append(String(format: "lr %.2e", value))
-      case "tokens_per_s": parts.append(String(format: "%.0f tok/s", value))
-      case "elapsed_s": parts.append(String(format: "%.1fs", value))
-      default: break
-      }
-    }
-    log.say(parts.joined(separator: " | "))
-    log.record(fields)
+/// What every step sums over ranks, in one allreduce of three doubles.
+private struct StepTotals {
+  private let values = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
+
+  /// The sum of this step's token losses (each rank's own before the sum).
+  var lossSum: Double {
+    get { values[0] }
+    nonmutating set { values[0] = newValue }
   }
+  /// How many ranks were asked to stop: a signal to any rank stops all of them after the same step.
+  var stopVotes: Double {
+    get { values[1] }
+    nonmutating set { values[1] = newValue }
+  }
+  /// Σ g² of the summed gradients (each rank's owned shares before the sum), for clipping.
+  var gradientSumOfSquares: Double {
+    get { values[2] }
+    nonmutating set { values[2] = newValue }
+  }
+
+  func sumOverRanks(_ communicator: Communicator) throws { try communicator.allreduceSum(values) }
+
+  func deallocate() { values.deallocate() }
 }
 
 public enum TrainingError: Error, CustomStringConvertible {
@@ -271,24 +273,6 @@ public enum TrainingError: Error, CustomStringConvertible {
     case .replicasDiverged(let step, let rank):
       return "the ranks' parameters differ at step \(step) (seen on rank \(rank)): the replicas diverged, which points at a bug or faulty hardware; the job stops rather than train inconsistent models"
     }
-  }
-}
-
-/// Fault injection for the end-to-end tests, read once from the environment; real runs set none.
-struct TestHooks {
-  /// ATTN_TRAIN_TEST_KILL_AFTER_STEP=N: every rank sends itself SIGKILL right after step N (after
-  /// its checkpoint, if one is due, is published): a hard crash at a known step.
-  var killAfterStep: Int?
-  /// ATTN_TRAIN_TEST_PERTURB_RANK=r: rank r moves one parameter by one ulp just before the first
-  /// consistency check, so the tests can prove the check catches the smallest divergence. (Earlier
-  /// would not do: every step's gather hands each parameter to every rank from the rank that owns it.)
-  var perturbRank: Int?
-
-  static func fromEnvironment() -> TestHooks {
-    let environment = ProcessInfo.processInfo.environment
-    return TestHooks(
-      killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
-      perturbRank: environment["ATTN_TRAIN_TEST_PERTURB_RANK"].flatMap { Int($0) })
   }
 }
 

@@ -3,6 +3,7 @@
 // saved as JSON in the run directory and in every checkpoint, so eval and sample decode exactly as
 // training encoded.
 
+import AttnFormats
 import Foundation
 
 public struct Tokenizer: Equatable, Sendable {
@@ -66,12 +67,14 @@ public struct Tokenizer: Equatable, Sendable {
 
   // MARK: - Vocabulary file
 
-  /// `{"kind": "char", "characters": ["\n", " ", ...]}`: one JSON string per id, in id order.
+  /// `{"kind": "char", "vocab_size": 65, "characters": ["\n", " ", ...]}`: one JSON string per id, in
+  /// id order.
   public func vocabularyJSON() -> String {
-    var object: [String: Any] = ["kind": kind.rawValue, "vocab_size": vocabSize]
-    if kind == .char { object["characters"] = characters.map { String($0) } }
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    return String(decoding: data, as: UTF8.self) + "\n"
+    var members: [(key: String, value: JSONValue)] = [
+      (key: "kind", value: .string(kind.rawValue)), (key: "vocab_size", value: JSONValue(integer: vocabSize)),
+    ]
+    if kind == .char { members.append((key: "characters", value: .array(characters.map { .string(String($0)) }))) }
+    return JSONValue.object(members).description + "\n"
   }
 
   public static func load(vocabularyFile path: String) throws -> Tokenizer {
@@ -81,22 +84,42 @@ public struct Tokenizer: Equatable, Sendable {
     return try Tokenizer(vocabularyJSON: String(decoding: data, as: UTF8.self), source: path)
   }
 
+  /// Reads what vocabularyJSON() wrote, as hostile input: every field checked, nothing trusted.
   public init(vocabularyJSON: String, source: String) throws {
-    let malformed = InputError(file: source, problem: "not a vocabulary file written by attn-train")
-    guard let object = try? JSONSerialization.jsonObject(with: Data(vocabularyJSON.utf8)) as? [String: Any],
-      let kindName = object["kind"] as? String, let kind = TokenizerKind(rawValue: kindName)
-    else { throw malformed }
+    func malformed(_ problem: String) -> InputError {
+      InputError(file: source, problem: "not a vocabulary file written by attn-train: \(problem)")
+    }
+    let object: JSONObject
+    let kind: TokenizerKind
+    do {
+      object = try JSONObject(JSONValue.parse(Data(vocabularyJSON.utf8)))
+      let name = try object.string("kind")
+      guard let known = TokenizerKind(rawValue: name) else { throw malformed("unknown kind \"\(name)\"") }
+      kind = known
+    } catch let error as JSONSyntaxError {
+      throw malformed("\(error)")
+    } catch let error as JSONFieldError {
+      throw malformed("\(error)")
+    }
     if kind == .byte {
       self = .bytes
       return
     }
-    guard let strings = object["characters"] as? [String] else { throw malformed }
+    let strings: [String]
+    do {
+      strings = try object.strings("characters")
+    } catch let error as JSONFieldError {
+      throw malformed("\(error)")
+    }
     var characters: [Unicode.Scalar] = []
     for string in strings {
-      guard string.unicodeScalars.count == 1, let scalar = string.unicodeScalars.first else { throw malformed }
+      guard string.unicodeScalars.count == 1, let scalar = string.unicodeScalars.first else {
+        throw malformed("\(string.debugDescription) is not one character")
+      }
       characters.append(scalar)
     }
-    guard Set(characters).count == characters.count, !characters.isEmpty else { throw malformed }
+    guard !characters.isEmpty else { throw malformed("no characters") }
+    guard Set(characters).count == characters.count else { throw malformed("a character is listed twice") }
     self.init(kind: .char, characters: characters)
   }
 }

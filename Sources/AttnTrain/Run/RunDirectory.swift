@@ -1,6 +1,7 @@
 // The run directory: config.json (the resolved config of the latest start), vocab.json,
 // metrics.jsonl and checkpoints/. Only rank 0 touches it.
 
+import AttnFormats
 import Foundation
 
 public struct RunDirectory: Sendable {

@@ -5,7 +5,7 @@ import Foundation
 import TestProcesses
 import Testing
 
-import AttnTrain
+import AttnFormats
 
 @Suite struct SafeTensorsTests {
   @Test func roundTripKeepsNamesShapesValuesAndMetadata() throws {

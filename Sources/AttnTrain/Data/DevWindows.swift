@@ -1,0 +1,32 @@
+// The dev split cut into consecutive windows, each evaluated exactly once, shared among ranks.
+
+/// The dev split as consecutive windows of T inputs (and T shifted targets): window k covers tokens
+/// kT ..< kT + T + 1. Every window is evaluated once, in order; the < T leftover tokens at the end
+/// are not predicted.
+public struct DevWindows: Sendable {
+  public let sequenceLength: Int
+  public let count: Int
+
+  public init(tokenCount: Int, sequenceLength: Int) {
+    self.sequenceLength = sequenceLength
+    count = (tokenCount - 1) / sequenceLength
+  }
+
+  /// The windows rank r of n evaluates: a contiguous share, sizes differing by at most one.
+  public func share(rank: Int, of size: Int) -> Range<Int> {
+    (count * rank / size)..<(count * (rank + 1) / size)
+  }
+
+  public func fill(
+    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
+    windows: Range<Int>
+  ) {
+    let T = sequenceLength
+    stream.withUnsafeBufferPointer { data in
+      for (b, k) in windows.enumerated() {
+        (tokens + b * T).update(from: data.baseAddress! + k * T, count: T)
+        (targets + b * T).update(from: data.baseAddress! + k * T + 1, count: T)
+      }
+    }
+  }
+}

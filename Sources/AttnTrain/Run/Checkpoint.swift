@@ -1,0 +1,112 @@
+// Checkpoints: one directory per saved step under <run_dir>/checkpoints/, written so that a crash at
+// any moment leaves only whole checkpoints behind:
+//   1. every file goes into checkpoints/.partial-step-NNNNNNN-PID/ and is fsynced;
+//   2. that directory is renamed to step-NNNNNNN (atomic) and its parent fsynced;
+//   3. the `latest` file is replaced atomically with the new name; old step-* beyond keep_checkpoints
+//      are removed. `best` (the lowest dev loss so far) is replaced the same way and never pruned.
+// A checkpoint holds model.safetensors (parameters by name), optimizer.safetensors (state per
+// parameter, "<state>.<name>"), trainer.json (step, counters, timing), config.json, vocab.json, and
+// manifest.json (SHA-256 of each). Loading checks the manifest before trusting any byte.
+// CheckpointWriter.swift writes one, LoadedCheckpoint.swift reads and verifies one.
+
+import AttnFormats
+import Foundation
+
+/// trainer.json: where the run stands.
+public struct TrainerState: Equatable, Sendable {
+  /// Optimizer steps completed; the next step to run has this 0-based index.
+  public var step: Int
+  public var tokensSeen: Int
+  public var elapsedSeconds: Double
+  public var bestDevLoss: Double?
+  public var bestStep: Int?
+  /// How many processes wrote it (informational: resuming at another count is allowed).
+  public var worldSize: Int
+  public var formatVersion: Int = 1
+
+  public init(
+    step: Int, tokensSeen: Int, elapsedSeconds: Double, bestDevLoss: Double? = nil, bestStep: Int? = nil,
+    worldSize: Int
+  ) {
+    self.step = step
+    self.tokensSeen = tokensSeen
+    self.elapsedSeconds = elapsedSeconds
+    self.bestDevLoss = bestDevLoss
+    self.bestStep = bestStep
+    self.worldSize = worldSize
+  }
+
+  public var json: JSONValue {
+    .object([
+      (key: "step", value: JSONValue(integer: step)), (key: "tokens_seen", value: JSONValue(integer: tokensSeen)),
+      (key: "elapsed_s", value: JSONValue(number: elapsedSeconds)),
+      (key: "best_dev_loss", value: bestDevLoss.map(JSONValue.init(number:)) ?? .null),
+      (key: "best_step", value: bestStep.map(JSONValue.init(integer:)) ?? .null),
+      (key: "world_size", value: JSONValue(integer: worldSize)),
+      (key: "format_version", value: JSONValue(integer: formatVersion)),
+    ])
+  }
+
+  /// Reads trainer.json; a missing or mistyped field is an error naming it.
+  public init(json: JSONValue) throws {
+    let object = try JSONObject(json)
+    step = try object.int("step")
+    tokensSeen = try object.int("tokens_seen")
+    elapsedSeconds = try object.double("elapsed_s")
+    bestDevLoss = try object.optionalDouble("best_dev_loss")
+    bestStep = try object.optionalInt("best_step")
+    worldSize = try object.int("world_size")
+    formatVersion = try object.int("format_version")
+    guard formatVersion == 1 else {
+      throw JSONFieldError(field: "format_version", "is \(formatVersion); this attn-train reads version 1")
+    }
+    guard step >= 0, tokensSeen >= 0, worldSize >= 1, elapsedSeconds >= 0 else {
+      throw JSONFieldError(field: "", "step, tokens_seen and elapsed_s must be >= 0 and world_size >= 1")
+    }
+  }
+}
+
+public struct CheckpointDirectory: Sendable {
+  public static let modelFile = "model.safetensors"
+  public static let optimizerFile = "optimizer.safetensors"
+  public static let trainerFile = "trainer.json"
+  public static let configFile = "config.json"
+  public static let vocabularyFile = "vocab.json"
+  public static let manifestFile = "manifest.json"
+  static let contentFiles = [modelFile, optimizerFile, trainerFile, configFile, vocabularyFile]
+
+  public let root: String  // <run_dir>/checkpoints
+
+  public init(runDirectory: String) {
+    root = (runDirectory as NSString).appendingPathComponent("checkpoints")
+  }
+
+  public func path(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
+
+  /// A checkpoint the user named: "step-0000500" or "best" in this directory, or a path.
+  public func resolve(_ name: String) -> String { name.contains("/") ? name : path(name) }
+  public var latestPointer: String { path("latest") }
+
+  public static func name(forStep step: Int) -> String { String(format: "step-%07d", step) }
+
+  /// Saved checkpoints by step, newest first (not `best`, not partial directories).
+  public func stepCheckpoints() -> [(name: String, step: Int)] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return entries.compactMap { entry -> (String, Int)? in
+      guard entry.hasPrefix("step-"), let step = Int(entry.dropFirst(5)) else { return nil }
+      return (entry, step)
+    }.sorted { $0.1 > $1.1 }
+  }
+
+  public func latestName() -> String? {
+    guard let data = FileManager.default.contents(atPath: latestPointer) else { return nil }
+    let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return name.isEmpty ? nil : name
+  }
+
+  /// Leftovers of writes that a crash interrupted; never read, removed at start.
+  public func partialDirectories() -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return entries.filter { $0.hasPrefix(".partial-") }.map(path)
+  }
+}

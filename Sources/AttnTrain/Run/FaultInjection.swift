@@ -1,0 +1,32 @@
+// Faults the end-to-end tests inject into a real run of the binary, to prove that crashes, damaged
+// checkpoints and diverged replicas are caught. A real run has none. The library never reads the
+// environment: the command line program builds this from ATTN_TRAIN_TEST_* variables, once.
+
+public struct FaultInjection: Equatable, Sendable {
+  /// Every rank sends itself SIGKILL right after this step (after its checkpoint, if one is due, is
+  /// published): a hard crash at a known step.
+  public var killAfterStep: Int?
+  /// This rank moves one parameter by one ulp just before the first consistency check, so the
+  /// tests can prove the check catches the smallest divergence. (Earlier would not do: every step's
+  /// gather hands each parameter to every rank from the rank that owns it.)
+  public var perturbRank: Int?
+  /// Seconds of sleep between a checkpoint's files, so a test can kill the process mid-write.
+  public var pauseBetweenCheckpointFiles: Double
+
+  public static let none = FaultInjection(killAfterStep: nil, perturbRank: nil, pauseBetweenCheckpointFiles: 0)
+
+  public init(killAfterStep: Int?, perturbRank: Int?, pauseBetweenCheckpointFiles: Double) {
+    self.killAfterStep = killAfterStep
+    self.perturbRank = perturbRank
+    self.pauseBetweenCheckpointFiles = pauseBetweenCheckpointFiles
+  }
+
+  /// The variables the tests set: ATTN_TRAIN_TEST_KILL_AFTER_STEP, ATTN_TRAIN_TEST_PERTURB_RANK and
+  /// ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S.
+  public init(environment: [String: String]) {
+    self.init(
+      killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
+      perturbRank: environment["ATTN_TRAIN_TEST_PERTURB_RANK"].flatMap { Int($0) },
+      pauseBetweenCheckpointFiles: environment["ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S"].flatMap { Double($0) } ?? 0)
+  }
+}

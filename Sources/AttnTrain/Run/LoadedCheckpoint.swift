@@ -1,0 +1,142 @@
+// Reading a checkpoint back: every file verified against the manifest before any byte is trusted,
+// then the weights and optimizer state copied in with every tensor's name and shape checked; and the
+// search for the newest checkpoint that verifies.
+
+import AttnCore
+import AttnFormats
+import Foundation
+
+public struct LoadedCheckpoint {
+  public let name: String
+  public let path: String
+  public let state: TrainerState
+  public let config: Config
+  public let tokenizer: Tokenizer
+  let model: SafeTensorsFile
+  let optimizer: SafeTensorsFile
+
+  /// Opens and verifies a checkpoint: every file present, every checksum right, every header sound.
+  public init(path: String, name: String) throws {
+    self.name = name
+    self.path = path
+    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+    let manifestPath = file(CheckpointDirectory.manifestFile)
+    let manifest = try CheckpointManifest(json: readJSON(manifestPath, "manifest"), file: manifestPath)
+    for name in CheckpointDirectory.contentFiles {
+      let filePath = file(name)
+      guard FileManager.default.fileExists(atPath: filePath) else {
+        throw InputError(file: filePath, problem: "missing")
+      }
+      guard let expected = manifest.sha256[name] else {
+        throw InputError(file: manifestPath, problem: "no checksum listed for \(name)")
+      }
+      let actual = try SHA256.hexDigest(ofFile: filePath)
+      guard actual == expected else {
+        throw InputError(file: filePath, problem: "checksum mismatch (SHA-256 \(actual), manifest says \(expected)): the file is damaged")
+      }
+    }
+    let statePath = file(CheckpointDirectory.trainerFile)
+    do {
+      state = try TrainerState(json: readJSON(statePath, "trainer state"))
+    } catch let error as JSONFieldError {
+      throw InputError(file: statePath, field: error.field.isEmpty ? nil : error.field, problem: "malformed trainer state: \(error.message)")
+    }
+    config = try Config.load(path: file(CheckpointDirectory.configFile))
+    tokenizer = try Tokenizer.load(vocabularyFile: file(CheckpointDirectory.vocabularyFile))
+    model = try SafeTensorsFile(path: file(CheckpointDirectory.modelFile))
+    optimizer = try SafeTensorsFile(path: file(CheckpointDirectory.optimizerFile))
+  }
+
+  /// Copies the weights into `model`, checking every tensor's name, shape and type.
+  public func restoreWeights(into model: GPT) throws {
+    for tensor in model.layout.tensors {
+      try restore(from: self.model, name: tensor.name, tensor: tensor, into: model.parameters)
+    }
+  }
+
+  public func restoreOptimizer(_ optimizer: Optimizer, layout: ParameterLayout) throws {
+    guard self.optimizer.metadata["kind"] == optimizer.settings.kind.rawValue,
+      let stepCount = Int(self.optimizer.metadata["step_count"] ?? "")
+    else {
+      throw InputError(file: self.optimizer.path, problem: "optimizer state is for a different optimizer or lacks step_count")
+    }
+    for (stateName, buffer) in optimizer.state {
+      for tensor in layout.tensors {
+        try restore(from: self.optimizer, name: "\(stateName).\(tensor.name)", tensor: tensor, into: buffer)
+      }
+    }
+    optimizer.stepCount = stepCount
+  }
+
+  private func restore(from file: SafeTensorsFile, name: String, tensor: ParameterTensor, into buffer: FloatBuffer) throws {
+    guard let shape = file.shape(of: name) else {
+      throw InputError(file: file.path, problem: "tensor \(name) is missing")
+    }
+    guard shape == tensor.shape else {
+      throw InputError(file: file.path, problem: "tensor \(name) has shape \(shape), the model needs \(tensor.shape)")
+    }
+    try file.readFloats(name, into: UnsafeMutableBufferPointer(start: buffer.pointer + tensor.offset, count: tensor.count))
+  }
+}
+
+/// manifest.json: the SHA-256 of each content file, `{"sha256": {"model.safetensors": "ab12...", ...}}`.
+struct CheckpointManifest {
+  let sha256: [String: String]
+
+  init(hashing files: [String], in directory: String) throws {
+    var digests: [String: String] = [:]
+    for name in files { digests[name] = try SHA256.hexDigest(ofFile: (directory as NSString).appendingPathComponent(name)) }
+    sha256 = digests
+  }
+
+  init(json: JSONValue, file: String) throws {
+    do {
+      let digests = try JSONObject(json).object("sha256")
+      var sha256: [String: String] = [:]
+      for key in digests.keys { sha256[key] = try digests.string(key) }
+      self.sha256 = sha256
+    } catch let error as JSONFieldError {
+      throw InputError(file: file, problem: "malformed manifest: \(error)")
+    }
+  }
+
+  var json: JSONValue {
+    .object([(key: "sha256", value: .object(sha256.sorted { $0.key < $1.key }.map { (key: $0.key, value: .string($0.value)) }))])
+  }
+}
+
+/// A JSON file of a checkpoint, parsed strictly; `what` names it in the error.
+private func readJSON(_ path: String, _ what: String) throws -> JSONValue {
+  guard let data = FileManager.default.contents(atPath: path) else { throw InputError(file: path, problem: "missing") }
+  do {
+    return try JSONValue.parse(data)
+  } catch let error as JSONSyntaxError {
+    throw InputError(file: path, problem: "malformed \(what): \(error)")
+  }
+}
+
+extension CheckpointDirectory {
+  /// The newest checkpoint that verifies: `latest` first, then older ones by step. Damaged ones are
+  /// reported through `warn` and skipped. Returns nil when there are none at all; throws when some
+  /// exist but none is valid.
+  public func newestValid(warn: (String) -> Void) throws -> LoadedCheckpoint? {
+    var candidates = stepCheckpoints().map(\.name)
+    if let latest = latestName(), let index = candidates.firstIndex(of: latest) {
+      candidates.remove(at: index)
+      candidates.insert(latest, at: 0)
+    }
+    guard !candidates.isEmpty else { return nil }
+    var faults: [String] = []
+    for name in candidates {
+      do {
+        return try LoadedCheckpoint(path: path(name), name: name)
+      } catch {
+        warn("skipping damaged checkpoint \(name): \(error)")
+        faults.append("\(name): \(error)")
+      }
+    }
+    throw InputError(
+      file: root, problem: "no valid checkpoint:\n  " + faults.joined(separator: "\n  "),
+      hint: "start over with --fresh (the old checkpoints are kept aside), or repair the files")
+  }
+}

@@ -1,0 +1,112 @@
+// Rank 0 speaks: one line per event on stdout, and for progress and evaluation the same figures as
+// one JSON object per line in <run_dir>/metrics.jsonl. Other ranks compute the same numbers and stay
+// quiet, except for errors, which every rank reports on stderr.
+
+import AttnFormats
+import Foundation
+
+/// One progress record: a line on stdout and an object in metrics.jsonl, keys in this order.
+public struct MetricsRecord: Equatable, Sendable {
+  public var step: Int
+  /// Mean loss of the step's global batch.
+  public var trainLoss: Double
+  public var learningRate: Double
+  /// Training tokens per second since the previous record, all ranks together; nil when the record
+  /// is only there for an evaluation.
+  public var tokensPerSecond: Double?
+  /// Only when the dev set was evaluated at this step.
+  public var devLoss: Double?
+  /// Training wall time of the run, carried across resumes.
+  public var elapsedSeconds: Double
+
+  public init(
+    step: Int, trainLoss: Double, learningRate: Double, tokensPerSecond: Double? = nil, devLoss: Double? = nil,
+    elapsedSeconds: Double
+  ) {
+    self.step = step
+    self.trainLoss = trainLoss
+    self.learningRate = learningRate
+    self.tokensPerSecond = tokensPerSecond
+    self.devLoss = devLoss
+    self.elapsedSeconds = elapsedSeconds
+  }
+
+  /// "step 2000/2000 | loss 1.7550 | lr 1.00e-04 | 25306 tok/s | dev loss 1.8905 | 72.5s"
+  public func line(maxSteps: Int) -> String {
+    var parts = ["step \(step)/\(maxSteps)", String(format: "loss %.4f", trainLoss), String(format: "lr %.2e", learningRate)]
+    if let tokensPerSecond { parts.append(String(format: "%.0f tok/s", tokensPerSecond)) }
+    if let devLoss { parts.append(String(format: "dev loss %.4f", devLoss)) }
+    parts.append(String(format: "%.1fs", elapsedSeconds))
+    return parts.joined(separator: " | ")
+  }
+
+  public var json: JSONValue {
+    var members: [(key: String, value: JSONValue)] = [
+      (key: "step", value: JSONValue(integer: step)), (key: "train_loss", value: Self.number(trainLoss)),
+      (key: "lr", value: Self.number(learningRate)),
+    ]
+    if let tokensPerSecond { members.append((key: "tokens_per_s", value: Self.number(tokensPerSecond))) }
+    if let devLoss { members.append((key: "dev_loss", value: Self.number(devLoss))) }
+    members.append((key: "elapsed_s", value: Self.number(elapsedSeconds)))
+    return .object(members)
+  }
+
+  /// A whole number is written without a fraction (a rate of 0, say), as the file always had it.
+  private static func number(_ x: Double) -> JSONValue {
+    x == x.rounded() && abs(x) < 1e15 ? JSONValue(integer: Int(x)) : JSONValue(number: x)
+  }
+}
+
+public final class RunLog {
+  public let isSpeaker: Bool
+  private var metrics: FileHandle?
+
+  public init(isSpeaker: Bool) {
+    self.isSpeaker = isSpeaker
+  }
+
+  /// Starts appending to metrics.jsonl (rank 0 only).
+  public func openMetrics(path: String) throws {
+    guard isSpeaker else { return }
+    if !FileManager.default.fileExists(atPath: path) {
+      guard FileManager.default.createFile(atPath: path, contents: nil) else {
+        throw InputError(file: path, problem: "cannot create the metrics file")
+      }
+    }
+    guard let handle = FileHandle(forWritingAtPath: path) else {
+      throw InputError(file: path, problem: "cannot open the metrics file for writing")
+    }
+    handle.seekToEndOfFile()
+    metrics = handle
+  }
+
+  public func say(_ line: String) {
+    guard isSpeaker else { return }
+    // Unbuffered: under mpirun, stdout is a pipe and buffered lines would arrive late or be lost.
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+  }
+
+  /// Information that must not mix with a command's results on stdout.
+  public func note(_ line: String) {
+    guard isSpeaker else { return }
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+  }
+
+  public func warn(_ line: String) {
+    guard isSpeaker else { return }
+    FileHandle.standardError.write(Data("warning: \(line)\n".utf8))
+  }
+
+  /// The progress line on stdout and its record in metrics.jsonl.
+  public func record(_ record: MetricsRecord, maxSteps: Int) {
+    say(record.line(maxSteps: maxSteps))
+    guard isSpeaker, let metrics else { return }
+    metrics.write(Data((record.json.description + "\n").utf8))
+  }
+
+  public func close() {
+    try? metrics?.synchronize()
+    try? metrics?.close()
+    metrics = nil
+  }
+}

@@ -1,0 +1,69 @@
+// A training run from start to finish, on every rank alike: check the batch plan, decide where to
+// start (rank 0, ResumePolicy) and tell the others, read the data, save the resolved config and
+// vocabulary, build the trainer, train, and report memory against the plan. The command line only
+// parses and calls this, so everything a run does before and after its steps is testable in-process.
+
+import AttnCore
+import AttnDist
+import AttnFormats
+import Foundation
+
+public final class TrainingSession {
+  public let config: Config
+  public let run: RunDirectory
+  private let communicator: Communicator
+  private let log: RunLog
+  private let faults: FaultInjection
+
+  public init(config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, faults: FaultInjection = .none) {
+    self.config = config
+    self.run = run
+    self.communicator = communicator
+    self.log = log
+    self.faults = faults
+  }
+
+  /// How a run ended, for the command's last line.
+  public struct Summary: Sendable {
+    public let outcome: Trainer.Outcome
+    public let state: TrainerState
+  }
+
+  /// Trains until max_steps, or until `stopRequested` answers true on any rank (then after a final
+  /// checkpoint). Throws on the first problem; under MPI the caller ends the job.
+  public func train(from start: StartPoint, stopRequested: () -> Bool) throws -> Summary {
+    let plan = try BatchPlan(config, ranks: communicator.size)
+    let checkpoint: LoadedCheckpoint? =
+      communicator.rank == 0 ? try ResumePolicy(config: config, run: run, log: log).chooseCheckpoint(start) : nil
+    // The checkpoint's vocabulary keeps a resumed run's ids; rank 0 alone has read it.
+    let vocabulary = try communicator.broadcast(checkpoint?.tokenizer.vocabularyJSON() ?? "", root: 0)
+    let tokenizer = vocabulary.isEmpty ? nil : try Tokenizer(vocabularyJSON: vocabulary, source: "checkpoint vocab.json")
+    let data = try TextData.load(config, vocabulary: tokenizer)
+
+    log.say("config \(config.sourcePath), resolved:\n\(config.resolvedJSON())")
+    if communicator.rank == 0 {
+      try writeFileDurably(path: run.file("config.json"), contents: Data(config.resolvedJSON().utf8))
+      try writeFileDurably(path: run.file("vocab.json"), contents: Data(data.tokenizer.vocabularyJSON().utf8))
+      try log.openMetrics(path: run.metricsFile)
+    }
+    let residentAtStart = ResidentMemory.currentBytes
+    let trainer = try Trainer(
+      config: config, plan: plan, data: data, communicator: communicator, log: log, run: run, faults: faults,
+      resumeFrom: checkpoint)
+    log.say(
+      "model: \(trainer.model.parameters.count) parameters, vocabulary \(data.tokenizer.vocabSize), train \(data.train.count) tokens, dev \(data.dev.count) tokens"
+    )
+    let memoryPlan = MemoryPlan(model: trainer.model, optimizer: trainer.optimizer)
+    log.say("memory plan per rank: \(memoryPlan.summary)")
+    let outcome = try trainer.train(stopRequested: stopRequested)
+    log.close()
+    if let peak = ResidentMemory.peakBytes {
+      let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+      let start = residentAtStart.map { ", \(mib($0)) of it resident before the model was built" } ?? ""
+      log.say(String(
+        format: "peak resident memory on rank 0: %@, %.2fx the plan%@", mib(peak),
+        Double(peak) / Double(memoryPlan.totalBytes), start))
+    }
+    return Summary(outcome: outcome, state: trainer.state)
+  }
+}
