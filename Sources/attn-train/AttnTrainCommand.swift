@@ -3,6 +3,7 @@
 // this same program and they train one model together.
 
 import ArgumentParser
+import AttnTrain
 
 @main
 struct AttnTrainCommand: ParsableCommand {
@@ -17,7 +18,7 @@ struct AttnTrainCommand: ParsableCommand {
         attn-train eval Configs/shakespeare-char.json --json
         attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
       """,
-    subcommands: [Train.self, Eval.self, Sample.self],
+    subcommands: [Train.self, Eval.self, Sample.self, PrintConfigReference.self],
     defaultSubcommand: Train.self)
 }
 
@@ -28,4 +29,14 @@ struct RunOptions: ParsableArguments {
 
   @Option(name: .customLong("run-dir"), help: "Use this run directory instead of the config's output.run_dir.")
   var runDirectory: String?
+}
+
+/// `attn-train config-reference`: the README's config reference, generated from the schema. For
+/// whoever changes a key: paste its output between the README's markers (a test checks them).
+struct PrintConfigReference: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "config-reference", abstract: "Print the config reference (markdown) that the README carries.",
+    shouldDisplay: false)
+
+  func run() throws { print(Config.referenceMarkdown(), terminator: "") }
 }

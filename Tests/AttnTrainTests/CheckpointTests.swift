@@ -24,15 +24,15 @@ import Testing
       let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attn-ckpt-\(UUID().uuidString.prefix(8))").path
       run = RunDirectory(path: dir, origin: "test")
       try run.prepare()
-      var config = Config(
-        data: DataConfig(trainPath: dir + "/input.txt"), output: OutputConfig(runDir: dir),
-        sourcePath: dir + "/config.json")
-      config.model = ModelConfig(nLayer: 1, nHead: 2, nEmbd: 8, blockSize: 4)
+      var config = Config(sourcePath: dir + "/config.json")
+      config.data.trainPath = dir + "/input.txt"
+      config.output.runDir = dir
+      (config.model.nLayer, config.model.nHead, config.model.nEmbd, config.model.blockSize) = (1, 2, 8, 4)
       config.training.keepCheckpoints = keep
       self.config = config
       model = GPT(shape: config.modelShape(vocabSize: tokenizer.vocabSize), maxBatch: 1)
       model.initializeParameters(seed: 7)
-      optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+      optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
       for (i, (_, buffer)) in optimizer.state.enumerated() {
         for j in 0..<buffer.count { buffer.pointer[j] = Float(j % 13) * 0.25 + Float(i) }
       }
@@ -86,7 +86,7 @@ import Testing
     let model = GPT(shape: f.model.shape, maxBatch: 1)
     try loaded.restoreWeights(into: model)
     #expect(Array(model.parameters.buffer) == Array(f.model.parameters.buffer))
-    let optimizer = Optimizer(settings: f.config.optimizerSettings, layout: model.layout)
+    let optimizer = Optimizer(settings: f.config.optimizer.settings, layout: model.layout)
     try loaded.restoreOptimizer(optimizer, layout: model.layout)
     #expect(optimizer.stepCount == 42)
     for (a, b) in zip(optimizer.state, f.optimizer.state) {
@@ -136,7 +136,7 @@ import Testing
         let loaded = try LoadedCheckpoint(path: f.checkpoints.path(name), name: name)
         let model = GPT(shape: f.model.shape, maxBatch: 1)
         try loaded.restoreWeights(into: model)
-        try loaded.restoreOptimizer(Optimizer(settings: f.config.optimizerSettings, layout: model.layout), layout: model.layout)
+        try loaded.restoreOptimizer(Optimizer(settings: f.config.optimizer.settings, layout: model.layout), layout: model.layout)
       } catch let caught {
         error = caught
       }

@@ -1,10 +1,11 @@
 // What a valid config turns into: defaults, every key set, paths, the resolved JSON round trip, the
-// resume classification, and the user documentation kept in step with the key table.
+// resume classification, deprecated names, and the README's reference kept in step with the schema.
 import AttnCore
-import AttnTrain
 import AttnFormats
 import Foundation
 import Testing
+
+@testable import AttnTrain
 
 /// Parses `{"data": {"train_path": "input.txt"}, <sections>}` as if read from /tmp/cfgs/tiny.json.
 func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.json") throws -> Config {
@@ -19,7 +20,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       config.model
         == ModelConfig(
           nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, dropout: 0, positionEncoding: .learned,
-          tieEmbeddings: true))
+          tieEmbeddings: true, vocabSize: nil))
     #expect(
       config.optimizer
         == OptimizerConfig(
@@ -30,7 +31,8 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       config.training
         == TrainingConfig(
           batchSize: 12, gradAccumSteps: 1, maxSteps: 2000, seed: 1337, evalInterval: 250, logInterval: 10,
-          checkpointInterval: 250, keepCheckpoints: 3, consistencyCheckInterval: 100, threads: nil))
+          checkpointInterval: 250, keepCheckpoints: 3, consistencyCheckInterval: 100, threads: nil,
+          gradientBucketMB: 4, reduceDuringBackward: true))
     #expect(
       config.data == DataConfig(trainPath: "/tmp/cfgs/input.txt", devPath: nil, trainFraction: 0.9, tokenizer: .char))
     #expect(config.output.runDir == "/tmp/cfgs/runs/tiny")
@@ -44,7 +46,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       config.model
         == ModelConfig(
           nLayer: 2, nHead: 3, nEmbd: 48, blockSize: 32, dropout: 0.1, positionEncoding: .rope,
-          tieEmbeddings: false))
+          tieEmbeddings: false, vocabSize: 50))
     #expect(
       config.optimizer
         == OptimizerConfig(
@@ -55,10 +57,11 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       config.training
         == TrainingConfig(
           batchSize: 8, gradAccumSteps: 2, maxSteps: 500, seed: 18_446_744_073_709_551_615, evalInterval: 0,
-          logInterval: 1, checkpointInterval: 0, keepCheckpoints: 1, consistencyCheckInterval: 0, threads: 2))
+          logInterval: 1, checkpointInterval: 0, keepCheckpoints: 1, consistencyCheckInterval: 0, threads: 2,
+          gradientBucketMB: 0.5, reduceDuringBackward: false))
     #expect(
       config.data
-        == DataConfig(trainPath: "/tmp/data/train.txt", devPath: "/tmp/data/dev.txt", tokenizer: .byte))
+        == DataConfig(trainPath: "/tmp/data/train.txt", devPath: "/tmp/data/dev.txt", trainFraction: 0.9, tokenizer: .byte))
     #expect(config.output.runDir == "/tmp/cfgs/out/full")
     #expect(config.decaySteps == 400)
   }
@@ -160,7 +163,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
     new.training.seed = 7
     new.training.batchSize = 24
     new.training.gradAccumSteps = 2
-    new.optimizer.kind = .adam
+    new.optimizer.settings.kind = .adam
     new.optimizer.learningRate = 3e-4
     new.schedule.decaySteps = 5000
     new.training.maxSteps = 5000
@@ -181,54 +184,105 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       ])
   }
 
-  /// Every key of the resolved config has a row under its section in dev/config-reference.md, and
-  /// every default written there as JSON equals the real default.
-  @Test func referenceDocumentMatchesTheKeys() throws {
-    let reference = URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("dev/config-reference.md")
-    let text = try String(contentsOf: reference, encoding: .utf8)
-    var documented: [String: JSONValue?] = [:]
-    var section = ""
-    for line in text.split(separator: "\n") {
-      if line.hasPrefix("## ") { section = String(line.dropFirst(3)) }
-      guard line.hasPrefix("| `") else { continue }
-      let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-      let key = cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
-      let defaultCell = cells[2].split(separator: "`", omittingEmptySubsequences: false)
-      let json = defaultCell.count >= 3 ? try? JSONValue.parse(Data(defaultCell[1].utf8)) : nil
-      documented["\(section).\(key)"] = json
-    }
+  @Test func deprecatedNamesAreReadAsTheirNewKeysWithAWarning() throws {
+    var warnings: [String] = []
+    let json = #"{"data": {"train_path": "t.txt"}, "training": {"allreduce_bucket_mb": 2, "overlap_allreduce": false}}"#
+    let config = try Config.parse(json: Data(json.utf8), sourcePath: "/tmp/cfgs/old.json") { warnings.append($0) }
+    #expect(config.training.gradientBucketMB == 2)
+    #expect(config.training.reduceDuringBackward == false)
+    #expect(warnings.count == 2)
+    #expect(warnings.allSatisfy { $0.hasPrefix("/tmp/cfgs/old.json: training.") && $0.contains("deprecated") })
+    #expect(warnings.contains { $0.contains("allreduce_bucket_mb") && $0.contains("training.gradient_bucket_mb") })
+    // The resolved config speaks the new names only.
+    #expect(!config.resolvedJSON().contains("allreduce"))
 
-    guard case .object(let sections) = try JSONValue.parse(Data(try parseConfig().resolvedJSON().utf8)) else {
-      Issue.record("resolved config is not an object")
-      return
-    }
-    var actual: [String: JSONValue] = [:]
-    for (name, value) in sections {
-      guard case .object(let members) = value else { continue }
-      for (key, value) in members { actual["\(name).\(key)"] = value }
-    }
-    #expect(Set(actual.keys).subtracting(documented.keys).sorted() == [], "undocumented keys")
-    #expect(Set(documented.keys).subtracting(actual.keys).sorted() == [], "documented keys that do not exist")
-    for (field, value) in actual {
-      guard let doc = documented[field], let doc else { continue }
-      #expect(sameValue(doc, value), "\(field): documented \(doc), actual \(value)")
-    }
+    let both = #"{"data": {"train_path": "t.txt"}, "training": {"gradient_bucket_mb": 2, "allreduce_bucket_mb": 3}}"#
+    let error = try #require(throws: ConfigError.self) { try Config.parse(json: Data(both.utf8), sourcePath: "b.json") }
+    #expect(error.field == "training.allreduce_bucket_mb")
+    #expect(error.description.contains("already sets this key"))
+  }
+
+  /// Each section's struct has exactly as many stored fields as the schema has rows for it, so no
+  /// field escapes the schema's default (the placeholders in Config.swift are never seen).
+  @Test func everyFieldHasOneRowInTheSchema() {
+    #expect(Mirror(reflecting: ModelConfig()).children.count == ConfigSchema.model.fields.count)
+    #expect(Mirror(reflecting: OptimizerConfig().settings).children.count + 2 == ConfigSchema.optimizer.fields.count)
+    #expect(Mirror(reflecting: ScheduleConfig()).children.count == ConfigSchema.schedule.fields.count)
+    #expect(Mirror(reflecting: TrainingConfig()).children.count == ConfigSchema.training.fields.count)
+    #expect(Mirror(reflecting: DataConfig()).children.count == ConfigSchema.data.fields.count)
+    #expect(Mirror(reflecting: OutputConfig()).children.count == ConfigSchema.output.fields.count)
+    for section in ConfigSchema.sections { #expect(Set(section.keys).count == section.keys.count, "\(section.name)") }
+  }
+
+  /// The README carries the reference generated from the schema, between its two markers. When this
+  /// fails, paste the output of `attn-train config-reference` between them.
+  @Test func readmeCarriesTheGeneratedReference() throws {
+    let readme = URL(fileURLWithPath: #filePath)
+      .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("README.md")
+    let text = try String(contentsOf: readme, encoding: .utf8)
+    let begin = try #require(text.range(of: "<!-- config-reference: begin"), "no begin marker in README.md")
+    let afterBegin = try #require(text.range(of: "-->\n", range: begin.upperBound..<text.endIndex))
+    let end = try #require(text.range(of: "<!-- config-reference: end -->"), "no end marker in README.md")
+    let carried = String(text[afterBegin.upperBound..<end.lowerBound]).trimmingCharacters(in: .newlines)
+    let generated = Config.referenceMarkdown().trimmingCharacters(in: .newlines)
+    let first = zip(carried.split(separator: "\n"), generated.split(separator: "\n")).first { $0 != $1 }
+    #expect(carried == generated, "README.md differs from `attn-train config-reference`; first differing line: \(String(describing: first))")
   }
 }
 
-/// Equal as JSON, with an integer and a number that have the same value counting as equal.
-private func sameValue(_ a: JSONValue, _ b: JSONValue) -> Bool {
-  func number(_ v: JSONValue) -> Double? {
-    switch v {
-    case .integer(let text): return Double(text)
-    case .number(let x): return x
-    default: return nil
-    }
+// Every field given, so that the expectations above spell out each value.
+extension ModelConfig {
+  init(
+    nLayer: Int, nHead: Int, nEmbd: Int, blockSize: Int, dropout: Double, positionEncoding: PositionEncoding,
+    tieEmbeddings: Bool, vocabSize: Int?
+  ) {
+    self.init()
+    (self.nLayer, self.nHead, self.nEmbd, self.blockSize) = (nLayer, nHead, nEmbd, blockSize)
+    (self.dropout, self.positionEncoding, self.tieEmbeddings, self.vocabSize) = (dropout, positionEncoding, tieEmbeddings, vocabSize)
   }
-  if let x = number(a), let y = number(b) { return x == y }
-  return a == b
+}
+
+extension OptimizerConfig {
+  init(
+    kind: OptimizerKind, learningRate: Double, weightDecay: Float, beta1: Float, beta2: Float, eps: Float, momentum: Float,
+    nesterov: Bool, alpha: Float, gradClip: Double, decayEmbeddings: Bool
+  ) {
+    self.init()
+    settings = OptimizerSettings(
+      kind: kind, weightDecay: weightDecay, beta1: beta1, beta2: beta2, eps: eps, momentum: momentum, nesterov: nesterov,
+      alpha: alpha, decayEmbeddings: decayEmbeddings)
+    self.learningRate = learningRate
+    self.gradClip = gradClip
+  }
+}
+
+extension ScheduleConfig {
+  init(kind: ScheduleKind, warmupSteps: Int, decaySteps: Int?, minLR: Double) {
+    self.init()
+    (self.kind, self.warmupSteps, self.decaySteps, self.minLR) = (kind, warmupSteps, decaySteps, minLR)
+  }
+}
+
+extension TrainingConfig {
+  init(
+    batchSize: Int, gradAccumSteps: Int, maxSteps: Int, seed: UInt64, evalInterval: Int, logInterval: Int,
+    checkpointInterval: Int, keepCheckpoints: Int, consistencyCheckInterval: Int, threads: Int?, gradientBucketMB: Double,
+    reduceDuringBackward: Bool
+  ) {
+    self.init()
+    (self.batchSize, self.gradAccumSteps, self.maxSteps, self.seed) = (batchSize, gradAccumSteps, maxSteps, seed)
+    (self.evalInterval, self.logInterval, self.checkpointInterval) = (evalInterval, logInterval, checkpointInterval)
+    (self.keepCheckpoints, self.consistencyCheckInterval, self.threads) = (keepCheckpoints, consistencyCheckInterval, threads)
+    (self.gradientBucketMB, self.reduceDuringBackward) = (gradientBucketMB, reduceDuringBackward)
+  }
+}
+
+extension DataConfig {
+  init(trainPath: String, devPath: String?, trainFraction: Double, tokenizer: TokenizerKind) {
+    self.init()
+    (self.trainPath, self.devPath, self.trainFraction, self.tokenizer) = (trainPath, devPath, trainFraction, tokenizer)
+  }
 }
 
 /// Every section with every key set to a value other than its default.
@@ -238,14 +292,15 @@ private func parseFullConfig() throws -> Config {
 
 private let fullSections = """
   "model": {"n_layer": 2, "n_head": 3, "n_embd": 48, "block_size": 32, "dropout": 0.1,
-            "position_encoding": "rope", "tie_embeddings": false},
+            "position_encoding": "rope", "tie_embeddings": false, "vocab_size": 50},
   "optimizer": {"kind": "sgd", "learning_rate": 0.05, "weight_decay": 0, "beta1": 0.8, "beta2": 0.95,
                 "eps": 1e-6, "momentum": 0.9, "nesterov": true, "alpha": 0.9, "grad_clip": 0,
                 "decay_embeddings": false},
   "schedule": {"kind": "linear", "warmup_steps": 10, "decay_steps": 400, "min_lr": 0.001},
   "training": {"batch_size": 8, "grad_accum_steps": 2, "max_steps": 500, "seed": 18446744073709551615,
                "eval_interval": 0, "log_interval": 1, "checkpoint_interval": 0, "keep_checkpoints": 1,
-               "consistency_check_interval": 0, "threads": 2},
+               "consistency_check_interval": 0, "threads": 2, "gradient_bucket_mb": 0.5,
+               "reduce_during_backward": false},
   "output": {"run_dir": "out/full"},
   "data": {"train_path": "../data/train.txt", "dev_path": "../data/dev.txt", "tokenizer": "byte"}
   """

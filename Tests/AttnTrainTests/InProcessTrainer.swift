@@ -1,5 +1,5 @@
 // A Trainer built inside the test process on the repository's Tiny Shakespeare, its run directory
-// in a fresh temporary directory that remove() deletes.
+// in a fresh temporary directory that remove() deletes. With an InProcessCommunicator, one per rank.
 
 import AttnDist
 import AttnTrain
@@ -13,7 +13,7 @@ struct InProcessTrainer {
 
   /// `sections`: the config's members other than "data" and "output", as JSON text
   /// (`"model": {...}, "training": {...}`).
-  init(_ sections: String) throws {
+  init(_ sections: String, communicator: Communicator = SingleProcessCommunicator()) throws {
     let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()
     directory = FileManager.default.temporaryDirectory.appendingPathComponent("attn-train-test-\(UUID().uuidString.prefix(8))")
@@ -27,9 +27,9 @@ struct InProcessTrainer {
       config = try Config.parse(json: Data(json.utf8), sourcePath: directory.appendingPathComponent("c.json").path)
       data = try TextData.load(config)
       trainer = try Trainer(
-        config: config, plan: BatchPlan(config, ranks: 1), data: data, communicator: SingleProcessCommunicator(),
-        log: RunLog(isSpeaker: false),
-        run: RunDirectory(path: config.output.runDir, origin: "output.run_dir"), resumeFrom: nil)
+        config: config, plan: BatchPlan(config, ranks: communicator.size), data: data, communicator: communicator,
+        log: RunLog(isSpeaker: false), run: RunDirectory(path: config.output.runDir, origin: "output.run_dir"),
+        resumeFrom: nil)
     } catch {
       try? FileManager.default.removeItem(at: directory)
       throw error

@@ -25,7 +25,7 @@ import Testing
     let T = config.model.blockSize
     let model = GPT(shape: config.modelShape(vocabSize: data.tokenizer.vocabSize), maxBatch: B)
     model.initializeParameters(seed: config.training.seed)
-    let optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+    let optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
 
     // The batch the trainer would draw at step 0, fixed for the whole test.
     let sampler = BatchSampler(seed: config.training.seed, sequenceLength: T, tokenCount: data.train.count)

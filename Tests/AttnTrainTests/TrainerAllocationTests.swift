@@ -16,7 +16,7 @@ import Testing
     let setup = try InProcessTrainer("""
       "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.1},
       "schedule": {"warmup_steps": 2},
-      "training": {"batch_size": 4, "grad_accum_steps": 2, "max_steps": 20, "allreduce_bucket_mb": 0.01}
+      "training": {"batch_size": 4, "grad_accum_steps": 2, "max_steps": 20, "gradient_bucket_mb": 0.01}
       """)
     defer { setup.remove() }
     let trainer = setup.trainer

@@ -35,8 +35,8 @@ public struct ConfigError: Error, CustomStringConvertible, LocalizedError {
 
 extension Config {
   static func unknownSection(_ name: String, _ value: JSONValue, file: String) -> ConfigError {
-    let names = sections.map(\.name)
-    let owners = sections.filter { $0.keys.contains(name) }.map(\.name)
+    let names = ConfigSchema.sections.map(\.name)
+    let owners = ConfigSchema.sections.filter { $0.keys.contains(name) }.map(\.name)
     let hint: String
     if !owners.isEmpty {
       hint = "settings go inside their section: put \"\(name)\" inside \(quotedList(owners, "or"))"
@@ -48,8 +48,8 @@ extension Config {
     return ConfigError(file: file, field: name, found: value, hint)
   }
 
-  static func unknownKey(_ key: String, _ value: JSONValue, in section: ConfigSection, file: String) -> ConfigError {
-    let others = sections.filter { $0.name != section.name }
+  static func unknownKey(_ key: String, _ value: JSONValue, in section: AnyConfigSection, file: String) -> ConfigError {
+    let others = ConfigSchema.sections.filter { $0.name != section.name }
     let owners = others.filter { $0.keys.contains(key) }.map(\.name)
     let hint: String
     if !owners.isEmpty {

@@ -1,7 +1,8 @@
 // Reading a config file strictly and writing the resolved config back. JSONDecoder would skip
 // unknown keys and fill in defaults without a word, so a typo such as "lerning_rate" would train with
-// the default; here every key is looked up in the table (ConfigSchema.swift) and unknown ones are
-// errors with a suggestion.
+// the default; here every key is looked up in the schema (ConfigSchema.swift) and unknown ones are
+// errors with a suggestion. A deprecated name is read as the key it became, with a warning.
+
 import AttnFormats
 import Foundation
 
@@ -26,27 +27,34 @@ extension Config {
       throw ConfigError(file: file, "malformed JSON: \(error)")
     }
     guard case .object(let members) = root else {
-      let names = sections.map(\.name).joined(separator: ", ")
+      let names = ConfigSchema.sections.map(\.name).joined(separator: ", ")
       throw ConfigError(file: file, "the top level must be an object of sections (\(names)); found \(root.kindName)")
     }
 
     let base = directory(of: sourcePath)
-    let runName =
-      sourcePath.isEmpty ? "run" : URL(fileURLWithPath: sourcePath).deletingPathExtension().lastPathComponent
-    var config = Config(
-      data: DataConfig(trainPath: ""),
-      output: OutputConfig(runDir: resolvePath("runs/\(runName)", against: base)),
-      sourcePath: sourcePath)
+    var config = Config(sourcePath: sourcePath)
     for (name, value) in members {
-      guard let section = sections.first(where: { $0.name == name }) else {
+      guard let section = ConfigSchema.sections.first(where: { $0.name == name }) else {
         throw unknownSection(name, value, file: file)
       }
       guard case .object(let settings) = value else {
         throw ConfigError(
           file: file, field: name, found: value, "expected an object of settings, found \(value.kindName)")
       }
-      for (key, value) in settings {
-        guard section.keys.contains(key) else { throw unknownKey(key, value, in: section, file: file) }
+      var given: [String: String] = [:]  // key -> the name it was given as
+      for (name, value) in settings {
+        guard let (key, deprecated) = section.key(named: name) else {
+          throw unknownKey(name, value, in: section, file: file)
+        }
+        if let earlier = given[key] {
+          throw ConfigError(
+            file: file, field: "\(section.name).\(name)", found: value,
+            "\"\(earlier)\" already sets this key (\"\(name)\" is its deprecated name); keep only \"\(key)\"")
+        }
+        given[key] = name
+        if deprecated {
+          warn("\(file): \(section.name).\(name) is deprecated and read as \(section.name).\(key); rename it")
+        }
         try decode(section, key, value, into: &config, base: base)
       }
     }
@@ -64,11 +72,11 @@ extension Config {
   /// Every field, defaults included, with absolute paths: 2-space indent, keys sorted, no trailing
   /// newline. Parsing it back (with the same sourcePath) gives an equal Config.
   public func resolvedJSON() -> String {
-    JSONValue.object(Self.sections.map { (key: $0.name, value: .object($0.encode(self))) }).prettyPrinted()
+    JSONValue.object(ConfigSchema.sections.map { (key: $0.name, value: .object($0.encode(self))) }).prettyPrinted()
   }
 
   /// Reads one key into `config`, turning a refused value into an error that names file and field.
-  static func decode(_ section: ConfigSection, _ key: String, _ value: JSONValue, into config: inout Config, base: URL)
+  static func decode(_ section: AnyConfigSection, _ key: String, _ value: JSONValue, into config: inout Config, base: URL)
     throws
   {
     do {

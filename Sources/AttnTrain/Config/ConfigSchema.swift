@@ -1,242 +1,98 @@
-// The one table of config keys: for each section its JSON name, and for each field its snake_case
-// key, how it is read (JSON type and the range allowed for that key alone) and how it is written
-// back. Parsing, validate(), resolvedJSON(), changedFields() and the unknown-key suggestions all walk
-// this table, so a new setting is one line here, its default in Config.swift and a row in
-// dev/config-reference.md (a test checks the document against this table).
-import AttnCore
-import AttnFormats
-import Foundation
+// The one table of config keys. A row gives a key, the field it fills, its default, the range that
+// key alone may take, and its meaning; the README's config reference is generated from these rows
+// (ConfigReference.swift; a test fails when the README differs). A new setting is a field in
+// Config.swift and a row here; a rule between keys goes in ConfigValidation.swift.
 
-extension Config {
+import AttnCore
+
+enum ConfigSchema {
   // One line per key, so the table reads as one (hence no reformatting).
   // swift-format-ignore
-  static var sections: [ConfigSection] {
+  static var model: ConfigSection<ModelConfig> {
+    ConfigSection("model", fixedOnResume: true, [
+      .int("n_layer", \.nLayer, default: 4, 1...4096, "Transformer blocks."),
+      .int("n_head", \.nHead, default: 4, 1...4096, "Attention heads per block; must divide `n_embd`."),
+      .int("n_embd", \.nEmbd, default: 128, 1...65536, "Width of the residual stream; even for `\"sinusoidal\"`."),
+      .int("block_size", \.blockSize, default: 64, 1...1_048_576, "Context length in tokens; the training and dev texts must be longer (checked when the data is loaded)."),
+      .double("dropout", \.dropout, default: 0, .zeroToBelowOne, "Dropout probability after the embeddings, on the attention weights and on each residual branch."),
+      .choice("position_encoding", \.positionEncoding, default: .learned, "`\"learned\"`: a trained table of positions (`wpe`). `\"sinusoidal\"`: fixed sin/cos added to the embeddings; needs an even `n_embd`. `\"rope\"`: rotary encoding of queries and keys; needs an even head size `n_embd / n_head`."),
+      .bool("tie_embeddings", \.tieEmbeddings, default: true, "Reuse the token embedding `wte` as the output layer; `false` gives the model a separate `lm_head`."),
+      .optionalInt("vocab_size", \.vocabSize, 1...16_777_216, "Pads the vocabulary to this many ids (as nanoGPT pads GPT-2's 50257 to 50304); the extra ids never occur in the data. At least the tokenizer's vocabulary (checked when the data is loaded).", null: "exactly the tokenizer's vocabulary."),
+    ])
+  }
+
+  // swift-format-ignore
+  static var optimizer: ConfigSection<OptimizerConfig> {
+    ConfigSection("optimizer", [
+      .choice("kind", \.settings.kind, default: .adamw, "`\"sgd\"`, `\"adam\"`, `\"adamw\"` or `\"rmsprop\"`, with PyTorch's update rules. AdamW decays weights directly; the others add weight decay to the gradient (L2).").fixedOnResume(),
+      .double("learning_rate", \.learningRate, default: 1e-3, .positive, "Peak learning rate, reached at the end of warmup."),
+      .float("weight_decay", \.settings.weightDecay, default: 0.1, .nonNegative, "Applies to weight matrices, to the embeddings when `decay_embeddings` is true, never to biases or LayerNorm parameters."),
+      .float("beta1", \.settings.beta1, default: 0.9, .zeroToBelowOne, "Adam and AdamW: decay of the running mean of gradients."),
+      .float("beta2", \.settings.beta2, default: 0.99, .zeroToBelowOne, "Adam and AdamW: decay of the running mean of squared gradients."),
+      .float("eps", \.settings.eps, default: 1e-8, .positive, "Added to the denominator of Adam, AdamW and RMSprop."),
+      .float("momentum", \.settings.momentum, default: 0, .zeroToBelowOne, "SGD and RMSprop only; must stay 0 for `\"adam\"` and `\"adamw\"`, which use `beta1`."),
+      .bool("nesterov", \.settings.nesterov, default: false, "SGD only: Nesterov momentum. Needs `kind` `\"sgd\"` and `momentum` above 0."),
+      .float("alpha", \.settings.alpha, default: 0.99, .zeroToBelowOne, "RMSprop only: decay of the running mean of squared gradients."),
+      .double("grad_clip", \.gradClip, default: 1.0, .nonNegative, "Largest global gradient norm; larger gradients are scaled down to it. 0 turns clipping off."),
+      .bool("decay_embeddings", \.settings.decayEmbeddings, default: true, "Whether `wte`, `wpe` and `lm_head` get weight decay."),
+    ])
+  }
+
+  // swift-format-ignore
+  static var schedule: ConfigSection<ScheduleConfig> {
+    ConfigSection("schedule", [
+      .choice("kind", \.kind, default: .cosine, "The rate rises linearly to `learning_rate` over `warmup_steps`, then `\"constant\"` stays there, `\"cosine\"` and `\"linear\"` fall to `min_lr` by the decay step and stay there."),
+      .int("warmup_steps", \.warmupSteps, default: 100, 0...Int.max, "Steps of linear warmup; at most the decay step (`decay_steps`, or `training.max_steps` when that is not set)."),
+      .optionalInt("decay_steps", \.decaySteps, 1...Int.max, "The step, counted from the start with warmup included, at which the rate reaches `min_lr`.", null: "`training.max_steps`."),
+      .double("min_lr", \.minLR, default: 1e-4, .nonNegative, "The rate at the end of decay; at most `optimizer.learning_rate` for `\"cosine\"` and `\"linear\"`."),
+    ])
+  }
+
+  // swift-format-ignore
+  static var training: ConfigSection<TrainingConfig> {
+    ConfigSection("training", [
+      .int("batch_size", \.batchSize, default: 12, 1...1_048_576, "Sequences per micro-step, summed over all ranks (each rank takes an equal share, so the number of ranks must divide it).").fixedOnResume(),
+      .int("grad_accum_steps", \.gradAccumSteps, default: 1, 1...1_048_576, "Micro-steps whose gradients are summed into one optimizer step.").fixedOnResume(),
+      .int("max_steps", \.maxSteps, default: 2000, 1...Int.max, "Optimizer steps in the whole run."),
+      .seed("seed", \.seed, default: 1337, "Seeds initialisation, batch order and dropout.").fixedOnResume(),
+      .int("eval_interval", \.evalInterval, default: 250, 0...Int.max, "Steps between evaluations on the dev text; 0 evaluates only at the end."),
+      .int("log_interval", \.logInterval, default: 10, 1...Int.max, "Steps between log lines."),
+      .int("checkpoint_interval", \.checkpointInterval, default: 250, 0...Int.max, "Steps between checkpoints; 0 checkpoints only at the end."),
+      .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk."),
+      .int("consistency_check_interval", \.consistencyCheckInterval, default: 100, 0...Int.max, "Steps between checks that all ranks hold identical parameters; 0 turns the check off."),
+      .optionalInt("threads", \.threads, 1...4096, "Compute threads per rank (they share every kernel, sgemms included); the environment variable `ATTN_TRAIN_THREADS` overrides it.", null: "the node's cores divided by the ranks on the node."),
+      .double("gradient_bucket_mb", \.gradientBucketMB, default: 4, .positive, "Gradients are summed over ranks (reduce-scattered) in buckets of about this many MiB; a bucket never splits a tensor.").renamed(from: "allreduce_bucket_mb"),
+      .bool("reduce_during_backward", \.reduceDuringBackward, default: true, "A communication thread reduce-scatters each bucket while backward computes the layers below it; `false` reduces the same buckets after backward. Same results either way.").renamed(from: "overlap_allreduce"),
+    ])
+  }
+
+  // swift-format-ignore
+  static var data: ConfigSection<DataConfig> {
+    ConfigSection("data", fixedOnResume: true, [
+      .path("train_path", \.trainPath, defaultText: "required", "The training text."),
+      .optionalPath("dev_path", \.devPath, "A separate text for evaluation; must not be `train_path`. Without it the last part of the training text is held out."),
+      .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is held out for evaluation. Setting it together with `dev_path` is an error, since it would have no effect."),
+      .choice("tokenizer", \.tokenizer, default: .char, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all."),
+    ])
+  }
+
+  // swift-format-ignore
+  static var output: ConfigSection<OutputConfig> {
+    ConfigSection("output", [
+      .path("run_dir", \.runDir, defaultText: "`runs/<config file name without .json>`, beside the config", "Where logs, the resolved config and checkpoints are written."),
+    ])
+  }
+
+  /// Every section in file order, bound to its place in Config. (Computed, as the rows are: they are
+  /// closures over key paths, cheap to build, and a stored table would have to be Sendable.)
+  static var sections: [AnyConfigSection] {
     [
-      ConfigSection("model", \.model, [
-        .int("n_layer", \.nLayer, 1...4096),
-        .int("n_head", \.nHead, 1...4096),
-        .int("n_embd", \.nEmbd, 1...65536),
-        .int("block_size", \.blockSize, 1...1_048_576),
-        .double("dropout", \.dropout, .zeroToBelowOne),
-        .choice("position_encoding", \.positionEncoding),
-        .bool("tie_embeddings", \.tieEmbeddings),
-        .optionalInt("vocab_size", \.vocabSize, 1...16_777_216),
-      ]),
-      ConfigSection("optimizer", \.optimizer, [
-        .choice("kind", \.kind),
-        .double("learning_rate", \.learningRate, .positive),
-        .double("weight_decay", \.weightDecay, .nonNegative),
-        .double("beta1", \.beta1, .zeroToBelowOne),
-        .double("beta2", \.beta2, .zeroToBelowOne),
-        .double("eps", \.eps, .positive),
-        .double("momentum", \.momentum, .zeroToBelowOne),
-        .bool("nesterov", \.nesterov),
-        .double("alpha", \.alpha, .zeroToBelowOne),
-        .double("grad_clip", \.gradClip, .nonNegative),
-        .bool("decay_embeddings", \.decayEmbeddings),
-      ]),
-      ConfigSection("schedule", \.schedule, [
-        .choice("kind", \.kind),
-        .int("warmup_steps", \.warmupSteps, 0...Int.max),
-        .optionalInt("decay_steps", \.decaySteps, 1...Int.max),
-        .double("min_lr", \.minLR, .nonNegative),
-      ]),
-      ConfigSection("training", \.training, [
-        .int("batch_size", \.batchSize, 1...1_048_576),
-        .int("grad_accum_steps", \.gradAccumSteps, 1...1_048_576),
-        .int("max_steps", \.maxSteps, 1...Int.max),
-        .seed("seed", \.seed),
-        .int("eval_interval", \.evalInterval, 0...Int.max),
-        .int("log_interval", \.logInterval, 1...Int.max),
-        .int("checkpoint_interval", \.checkpointInterval, 0...Int.max),
-        .int("keep_checkpoints", \.keepCheckpoints, 1...Int.max),
-        .int("consistency_check_interval", \.consistencyCheckInterval, 0...Int.max),
-        .optionalInt("threads", \.threads, 1...4096),
-        .double("gradient_bucket_mb", \.gradientBucketMB, .positive),
-        .bool("reduce_during_backward", \.reduceDuringBackward),
-      ]),
-      ConfigSection("data", \.data, [
-        .path("train_path", \.trainPath),
-        .optionalPath("dev_path", \.devPath),
-        .double("train_fraction", \.trainFraction, .openUnitInterval),
-        .choice("tokenizer", \.tokenizer),
-      ]),
-      ConfigSection("output", \.output, [
-        .path("run_dir", \.runDir)
-      ]),
+      AnyConfigSection(model, \.model, defaults: ModelConfig()),
+      AnyConfigSection(optimizer, \.optimizer, defaults: OptimizerConfig()),
+      AnyConfigSection(schedule, \.schedule, defaults: ScheduleConfig()),
+      AnyConfigSection(training, \.training, defaults: TrainingConfig()),
+      AnyConfigSection(data, \.data, defaults: DataConfig()),
+      AnyConfigSection(output, \.output, defaults: OutputConfig()),
     ]
   }
-}
-
-// MARK: - Sections and fields
-
-/// Why one value was refused; the caller adds the file, the field path and the value.
-struct FieldProblem: Error {
-  let message: String
-  init(_ message: String) { self.message = message }
-}
-
-struct ConfigField<Section> {
-  let key: String
-  let encode: (Section) -> JSONValue
-  /// Type and range checks; a relative path is resolved against `base`, the config's directory.
-  let decode: (inout Section, JSONValue, _ base: URL) throws -> Void
-}
-
-/// A section with its field type erased, so that all sections fit in one list.
-struct ConfigSection {
-  let name: String
-  let keys: [String]
-  let encode: (Config) -> [(key: String, value: JSONValue)]
-  let decode: (inout Config, _ key: String, JSONValue, _ base: URL) throws -> Void
-
-  init<S>(_ name: String, _ section: WritableKeyPath<Config, S>, _ fields: [ConfigField<S>]) {
-    self.name = name
-    keys = fields.map(\.key)
-    encode = { config in fields.map { (key: $0.key, value: $0.encode(config[keyPath: section])) } }
-    decode = { config, key, value, base in
-      guard let field = fields.first(where: { $0.key == key }) else {
-        preconditionFailure("\(name).\(key) is not in the table; look keys up in `keys` first")
-      }
-      try field.decode(&config[keyPath: section], value, base)
-    }
-  }
-}
-
-/// The ranges a Double key can be restricted to, named by the rule a user reads in an error.
-enum DoubleRange {
-  case positive, nonNegative, zeroToBelowOne, openUnitInterval
-
-  func contains(_ x: Double) -> Bool {
-    switch self {
-    case .positive: return x > 0
-    case .nonNegative: return x >= 0
-    case .zeroToBelowOne: return x >= 0 && x < 1
-    case .openUnitInterval: return x > 0 && x < 1
-    }
-  }
-
-  var rule: String {
-    switch self {
-    case .positive: return "must be > 0"
-    case .nonNegative: return "must be >= 0"
-    case .zeroToBelowOne: return "must be in [0, 1): at least 0 and below 1"
-    case .openUnitInterval: return "must be in (0, 1): above 0 and below 1"
-    }
-  }
-}
-
-// MARK: - Field kinds
-
-extension ConfigField {
-  // The upper limits on sizes catch typos and keep buffer-size arithmetic far from overflow.
-  static func int(_ key: String, _ path: WritableKeyPath<Section, Int>, _ range: ClosedRange<Int>) -> Self {
-    Self(
-      key: key, encode: { .integer(String($0[keyPath: path])) },
-      decode: { section, value, _ in section[keyPath: path] = try readInt(value, range, orNull: false) })
-  }
-
-  /// null (written back for nil) means "use the derived default".
-  static func optionalInt(_ key: String, _ path: WritableKeyPath<Section, Int?>, _ range: ClosedRange<Int>) -> Self {
-    Self(
-      key: key, encode: { $0[keyPath: path].map { .integer(String($0)) } ?? .null },
-      decode: { section, value, _ in
-        section[keyPath: path] = value == .null ? nil : try readInt(value, range, orNull: true)
-      })
-  }
-
-  static func seed(_ key: String, _ path: WritableKeyPath<Section, UInt64>) -> Self {
-    Self(
-      key: key, encode: { .integer(String($0[keyPath: path])) },
-      decode: { section, value, _ in
-        guard case .integer(let text) = value else {
-          throw FieldProblem("expected an integer, found \(value.kindName)")
-        }
-        guard let seed = UInt64(text) else { throw FieldProblem("must be an integer in 0...\(UInt64.max)") }
-        section[keyPath: path] = seed
-      })
-  }
-
-  static func double(_ key: String, _ path: WritableKeyPath<Section, Double>, _ range: DoubleRange) -> Self {
-    Self(
-      key: key, encode: { .number($0[keyPath: path]) },
-      decode: { section, value, _ in
-        let x: Double
-        switch value {
-        case .number(let n): x = n
-        case .integer(let text): x = Double(text) ?? .infinity
-        default: throw FieldProblem("expected a number, found \(value.kindName)")
-        }
-        guard x.isFinite else { throw FieldProblem("is too large for a 64-bit float") }
-        guard range.contains(x) else { throw FieldProblem(range.rule) }
-        section[keyPath: path] = x
-      })
-  }
-
-  static func bool(_ key: String, _ path: WritableKeyPath<Section, Bool>) -> Self {
-    Self(
-      key: key, encode: { .bool($0[keyPath: path]) },
-      decode: { section, value, _ in
-        guard case .bool(let b) = value else { throw FieldProblem("expected true or false, found \(value.kindName)") }
-        section[keyPath: path] = b
-      })
-  }
-
-  static func choice<E: RawRepresentable & CaseIterable>(_ key: String, _ path: WritableKeyPath<Section, E>) -> Self
-  where E.RawValue == String {
-    Self(
-      key: key, encode: { .string($0[keyPath: path].rawValue) },
-      decode: { section, value, _ in
-        let names = E.allCases.map(\.rawValue)
-        let allowed = "expected one of " + names.map { "\"\($0)\"" }.joined(separator: ", ")
-        guard case .string(let name) = value else { throw FieldProblem("\(allowed), found \(value.kindName)") }
-        guard let choice = E(rawValue: name) else {
-          let hint = nearestMatch(to: name, in: names).map { "; did you mean \"\($0)\"?" } ?? ""
-          throw FieldProblem(allowed + hint)
-        }
-        section[keyPath: path] = choice
-      })
-  }
-
-  static func path(_ key: String, _ path: WritableKeyPath<Section, String>) -> Self {
-    Self(
-      key: key, encode: { .string($0[keyPath: path]) },
-      decode: { section, value, base in section[keyPath: path] = try readPath(value, base, orNull: false) })
-  }
-
-  static func optionalPath(_ key: String, _ path: WritableKeyPath<Section, String?>) -> Self {
-    Self(
-      key: key, encode: { $0[keyPath: path].map { .string($0) } ?? .null },
-      decode: { section, value, base in
-        section[keyPath: path] = value == .null ? nil : try readPath(value, base, orNull: true)
-      })
-  }
-}
-
-private func readInt(_ value: JSONValue, _ range: ClosedRange<Int>, orNull: Bool) throws -> Int {
-  guard case .integer(let text) = value else {
-    let expected = orNull ? "an integer or null" : "an integer"
-    if case .number = value { throw FieldProblem("expected \(expected), written without a decimal point or exponent") }
-    throw FieldProblem("expected \(expected), found \(value.kindName)")
-  }
-  guard let n = Int(text), range.contains(n) else {
-    if range.upperBound == Int.max { throw FieldProblem("must be an integer >= \(range.lowerBound)") }
-    throw FieldProblem("must be an integer in \(range.lowerBound)...\(range.upperBound)")
-  }
-  return n
-}
-
-private func readPath(_ value: JSONValue, _ base: URL, orNull: Bool) throws -> String {
-  guard case .string(let path) = value else {
-    throw FieldProblem("expected a path string\(orNull ? " or null" : ""), found \(value.kindName)")
-  }
-  guard !path.isEmpty else { throw FieldProblem("must not be empty") }
-  return resolvePath(path, against: base)
-}
-
-/// An absolute, normalised path: `~` expands to the home directory, and a relative path is taken
-/// from the config's directory so the same config works from any working directory.
-func resolvePath(_ path: String, against base: URL) -> String {
-  let expanded = path.hasPrefix("~") ? NSString(string: path).expandingTildeInPath : path
-  return URL(fileURLWithPath: expanded, relativeTo: base).standardizedFileURL.path
 }

@@ -1,4 +1,5 @@
-// What the numerics need from a config, in AttnCore's types.
+// What the numerics need from a config, in AttnCore's types. The optimizer's settings already are
+// one (OptimizerConfig.settings); the model's shape and the schedule are derived here.
 
 import AttnCore
 
@@ -9,14 +10,6 @@ extension Config {
       vocabSize: max(vocabSize, model.vocabSize ?? 0), blockSize: model.blockSize, layers: model.nLayer, heads: model.nHead,
       channels: model.nEmbd, positionEncoding: model.positionEncoding,
       tieEmbeddings: model.tieEmbeddings, dropout: Float(model.dropout))
-  }
-
-  public var optimizerSettings: OptimizerSettings {
-    OptimizerSettings(
-      kind: optimizer.kind, weightDecay: Float(optimizer.weightDecay), beta1: Float(optimizer.beta1),
-      beta2: Float(optimizer.beta2), eps: Float(optimizer.eps), momentum: Float(optimizer.momentum),
-      nesterov: optimizer.nesterov, alpha: Float(optimizer.alpha),
-      decayEmbeddings: optimizer.decayEmbeddings)
   }
 
   public var learningRateSchedule: LearningRateSchedule {

@@ -10,7 +10,7 @@ extension Config {
   /// one read from a file), then the cross-field rules. Throws the first problem found.
   public func validate() throws {
     let base = Self.directory(of: sourcePath)
-    for section in Self.sections {
+    for section in ConfigSchema.sections {
       var scratch = self
       for (key, value) in section.encode(self) {
         try Self.decode(section, key, value, into: &scratch, base: base)
@@ -49,7 +49,7 @@ extension Config {
   }
 
   private func checkOptimizer() throws {
-    let o = optimizer
+    let o = optimizer.settings
     if o.nesterov && (o.kind != .sgd || o.momentum == 0) {
       throw fail(
         "optimizer.nesterov", .bool(true),
@@ -58,7 +58,7 @@ extension Config {
     }
     if o.momentum != 0 && (o.kind == .adam || o.kind == .adamw) {
       throw fail(
-        "optimizer.momentum", .number(o.momentum),
+        "optimizer.momentum", .number(Double("\(o.momentum)")!),
         "momentum applies only to kinds \"sgd\" and \"rmsprop\"; \"\(o.kind.rawValue)\" takes its momentum "
           + "from beta1, so remove momentum or set it to 0")
     }
@@ -91,7 +91,7 @@ extension Config {
     guard let devPath = data.devPath else { return }
     // A default train_fraction cannot be told from an explicit one, so an explicit value equal to
     // the default passes; resolvedJSON() writes that default, and must read back.
-    if data.trainFraction != DataConfig(trainPath: "").trainFraction {
+    if data.trainFraction != DataConfig().trainFraction {
       throw fail(
         "data.train_fraction", .number(data.trainFraction),
         "has no effect when data.dev_path is set, because the dev text is used for evaluation; "
@@ -106,26 +106,21 @@ extension Config {
   }
 
   /// The field paths ("training.max_steps") whose values differ from `old`, in table order, split by
-  /// whether a resumed run may accept them:
-  /// - unsafe: what changes the model (every model.* key), the data (every data.* key), the sequence
-  ///   of batches and random numbers (training.seed, training.batch_size, training.grad_accum_steps),
-  ///   or the meaning of the saved optimizer state (optimizer.kind). Resuming across one of these
-  ///   would not continue the run that was saved.
-  /// - safe: everything else: step counts and intervals, keep_checkpoints, threads, output.run_dir,
-  ///   the optimizer's hyperparameters and the schedule. They take effect from the next step.
+  /// whether a resumed run may accept them (each row of the schema says; see ConfigSchema.swift):
+  /// - unsafe: what changes the model, the data, the sequence of batches and random numbers, or the
+  ///   meaning of the saved optimizer state. Resuming across one of these would not continue the run
+  ///   that was saved.
+  /// - safe: everything else (step counts and intervals, threads, the optimizer's hyperparameters and
+  ///   the schedule), which takes effect from the next step.
   /// sourcePath is not compared.
   public func changedFields(comparedTo old: Config) -> (unsafe: [String], safe: [String]) {
-    let unsafeKeys: Set = ["training.seed", "training.batch_size", "training.grad_accum_steps", "optimizer.kind"]
     var unsafe: [String] = []
     var safe: [String] = []
-    for section in Self.sections {
-      for (new, before) in zip(section.encode(self), section.encode(old)) where new.value != before.value {
-        let field = "\(section.name).\(new.key)"
-        if section.name == "model" || section.name == "data" || unsafeKeys.contains(field) {
-          unsafe.append(field)
-        } else {
-          safe.append(field)
-        }
+    for section in ConfigSchema.sections {
+      let rows = zip(section.rows, zip(section.encode(self), section.encode(old)))
+      for (row, (new, before)) in rows where new.value != before.value {
+        let field = "\(section.name).\(row.key)"
+        if row.fixedOnResume { unsafe.append(field) } else { safe.append(field) }
       }
     }
     return (unsafe, safe)

@@ -47,7 +47,7 @@ public final class Trainer {
     let training = config.training
     let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
     model = GPT(shape: shape, maxBatch: plan.sequencesPerRank)
-    optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+    optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
     schedule = config.learningRateSchedule
     sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
     evaluator = Evaluator(model: model, dev: data.dev)

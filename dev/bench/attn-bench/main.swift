@@ -84,7 +84,7 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
   let T = shape.blockSize
   let model = GPT(shape: shape, maxBatch: B)
   model.initializeParameters(seed: config.training.seed)
-  let optimizer = Optimizer(settings: config.optimizerSettings, layout: model.layout)
+  let optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
   let sampler = BatchSampler(seed: config.training.seed, sequenceLength: T, tokenCount: data.train.count)
   let tokens = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
   let targets = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)

@@ -1,0 +1,297 @@
+// How a row of the schema (ConfigSchema.swift) reads, checks, writes and documents one key. A row
+// knows its key, where the value lives, its default, the range allowed for that key alone, and its
+// meaning; everything that walks the config (parsing, validate(), resolvedJSON(), changedFields(),
+// the unknown-key suggestions, the README reference) goes through the rows.
+
+import AttnFormats
+import Foundation
+
+struct ConfigField<Section> {
+  let key: String
+  /// The JSON type, as the reference names it ("integer or null").
+  let type: String
+  /// What the key does, then the range sentence derived from its range check.
+  let meaning: String
+  /// The default as the reference shows it, when writing the default value would not say it.
+  var defaultText: String?
+  /// Older names still read, with a warning.
+  var deprecatedNames: [String] = []
+  /// Whether a resumed run must keep the checkpoint's value; nil: the section's rule.
+  var fixedOnResume: Bool?
+  let encode: (Section) -> JSONValue
+  /// Type and range checks; a relative path is resolved against `base`, the config's directory.
+  let decode: (inout Section, JSONValue, _ base: URL) throws -> Void
+  let setDefault: (inout Section) -> Void
+
+  /// Reads `old` too, warning that it is deprecated.
+  func renamed(from old: String) -> Self {
+    var field = self
+    field.deprecatedNames.append(old)
+    return field
+  }
+
+  /// A resumed run must keep the checkpoint's value (it changes the model, data or batches).
+  func fixedOnResume(_ fixed: Bool = true) -> Self {
+    var field = self
+    field.fixedOnResume = fixed
+    return field
+  }
+}
+
+struct ConfigSection<Section> {
+  let name: String
+  let fields: [ConfigField<Section>]
+  /// The rule for the section's fields that do not set their own.
+  let fixedOnResume: Bool
+
+  init(_ name: String, fixedOnResume: Bool = false, _ fields: [ConfigField<Section>]) {
+    self.name = name
+    self.fixedOnResume = fixedOnResume
+    self.fields = fields
+  }
+
+  func setDefaults(_ section: inout Section) {
+    for field in fields { field.setDefault(&section) }
+  }
+}
+
+/// A section with its field type erased and bound to its place in Config, so that all sections fit
+/// in one list.
+struct AnyConfigSection {
+  struct Row {
+    let key: String
+    let type: String
+    let defaultText: String
+    let meaning: String
+    let deprecatedNames: [String]
+    let fixedOnResume: Bool
+  }
+
+  let name: String
+  let rows: [Row]
+  var keys: [String] { rows.map(\.key) }
+  let encode: (Config) -> [(key: String, value: JSONValue)]
+  let decode: (inout Config, _ key: String, JSONValue, _ base: URL) throws -> Void
+
+  init<S>(_ section: ConfigSection<S>, _ path: WritableKeyPath<Config, S>, defaults: S) {
+    name = section.name
+    rows = section.fields.map {
+      Row(
+        key: $0.key, type: $0.type, defaultText: $0.defaultText ?? "`\($0.encode(defaults).description)`",
+        meaning: $0.meaning, deprecatedNames: $0.deprecatedNames, fixedOnResume: $0.fixedOnResume ?? section.fixedOnResume)
+    }
+    let fields = section.fields
+    encode = { config in fields.map { (key: $0.key, value: $0.encode(config[keyPath: path])) } }
+    decode = { config, key, value, base in
+      guard let field = fields.first(where: { $0.key == key }) else {
+        preconditionFailure("\(section.name).\(key) is not in the table; look keys up in `keys` first")
+      }
+      try field.decode(&config[keyPath: path], value, base)
+    }
+  }
+
+  /// The current key a name in a file stands for, and whether that name is a deprecated one.
+  func key(named name: String) -> (key: String, deprecated: Bool)? {
+    if keys.contains(name) { return (name, false) }
+    return rows.first { $0.deprecatedNames.contains(name) }.map { ($0.key, true) }
+  }
+}
+
+/// Why one value was refused; the caller adds the file, the field path and the value.
+struct FieldProblem: Error {
+  let message: String
+  init(_ message: String) { self.message = message }
+}
+
+/// The ranges a number key can be restricted to, named by the rule a user reads in an error.
+enum NumberRange {
+  case positive, nonNegative, zeroToBelowOne, openUnitInterval
+
+  func contains(_ x: Double) -> Bool {
+    switch self {
+    case .positive: return x > 0
+    case .nonNegative: return x >= 0
+    case .zeroToBelowOne: return x >= 0 && x < 1
+    case .openUnitInterval: return x > 0 && x < 1
+    }
+  }
+
+  var rule: String {
+    switch self {
+    case .positive: return "must be > 0"
+    case .nonNegative: return "must be >= 0"
+    case .zeroToBelowOne: return "must be in [0, 1): at least 0 and below 1"
+    case .openUnitInterval: return "must be in (0, 1): above 0 and below 1"
+    }
+  }
+
+  var sentence: String {
+    switch self {
+    case .positive: return "Above 0."
+    case .nonNegative: return "At least 0."
+    case .zeroToBelowOne: return "At least 0 and below 1."
+    case .openUnitInterval: return "Above 0 and below 1."
+    }
+  }
+}
+
+private func sentence(_ range: ClosedRange<Int>) -> String {
+  range.upperBound == Int.max ? "At least \(range.lowerBound)." : "\(range.lowerBound) to \(range.upperBound)."
+}
+
+// MARK: - Field kinds
+
+extension ConfigField {
+  // The upper limits on sizes catch typos and keep buffer-size arithmetic far from overflow.
+  static func int(
+    _ key: String, _ path: WritableKeyPath<Section, Int>, default value: Int, _ range: ClosedRange<Int>, _ meaning: String
+  ) -> Self {
+    Self(
+      key: key, type: "integer", meaning: "\(meaning) \(sentence(range))",
+      encode: { JSONValue(integer: $0[keyPath: path]) },
+      decode: { section, json, _ in section[keyPath: path] = try readInt(json, range, orNull: false) },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
+  /// null (the default, written back for nil) means what `null` says: a value derived elsewhere.
+  static func optionalInt(
+    _ key: String, _ path: WritableKeyPath<Section, Int?>, _ range: ClosedRange<Int>, _ meaning: String, null: String
+  ) -> Self {
+    Self(
+      key: key, type: "integer or null", meaning: "\(meaning) \(sentence(range)) `null`: \(null)",
+      encode: { $0[keyPath: path].map(JSONValue.init(integer:)) ?? .null },
+      decode: { section, json, _ in
+        section[keyPath: path] = json == .null ? nil : try readInt(json, range, orNull: true)
+      },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+
+  static func seed(_ key: String, _ path: WritableKeyPath<Section, UInt64>, default value: UInt64, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "integer", meaning: "\(meaning) 0 to \(UInt64.max).",
+      encode: { .integer(String($0[keyPath: path])) },
+      decode: { section, json, _ in
+        guard case .integer(let text) = json else { throw FieldProblem("expected an integer, found \(json.kindName)") }
+        guard let seed = UInt64(text) else { throw FieldProblem("must be an integer in 0...\(UInt64.max)") }
+        section[keyPath: path] = seed
+      },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
+  static func double(
+    _ key: String, _ path: WritableKeyPath<Section, Double>, default value: Double, _ range: NumberRange,
+    _ meaning: String
+  ) -> Self {
+    Self(
+      key: key, type: "number", meaning: "\(meaning) \(range.sentence)",
+      encode: { .number($0[keyPath: path]) },
+      decode: { section, json, _ in section[keyPath: path] = try readNumber(json, range) },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
+  /// A number the numerics take as Float (AttnCore's OptimizerSettings): read as a Double, as
+  /// written, then rounded once; written back as the shortest text that reads back as that Float.
+  static func float(
+    _ key: String, _ path: WritableKeyPath<Section, Float>, default value: Double, _ range: NumberRange,
+    _ meaning: String
+  ) -> Self {
+    Self(
+      key: key, type: "number", meaning: "\(meaning) \(range.sentence)",
+      encode: { .number(Double("\($0[keyPath: path])")!) },
+      decode: { section, json, _ in
+        let x = Float(try readNumber(json, range))
+        guard x.isFinite else { throw FieldProblem("is too large for a 32-bit float") }
+        section[keyPath: path] = x
+      },
+      setDefault: { $0[keyPath: path] = Float(value) })
+  }
+
+  static func bool(_ key: String, _ path: WritableKeyPath<Section, Bool>, default value: Bool, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "boolean", meaning: meaning,
+      encode: { .bool($0[keyPath: path]) },
+      decode: { section, json, _ in
+        guard case .bool(let b) = json else { throw FieldProblem("expected true or false, found \(json.kindName)") }
+        section[keyPath: path] = b
+      },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
+  static func choice<E: RawRepresentable & CaseIterable>(
+    _ key: String, _ path: WritableKeyPath<Section, E>, default value: E, _ meaning: String
+  ) -> Self where E.RawValue == String {
+    Self(
+      key: key, type: "string", meaning: meaning,
+      encode: { .string($0[keyPath: path].rawValue) },
+      decode: { section, json, _ in
+        let names = E.allCases.map(\.rawValue)
+        let allowed = "expected one of " + names.map { "\"\($0)\"" }.joined(separator: ", ")
+        guard case .string(let name) = json else { throw FieldProblem("\(allowed), found \(json.kindName)") }
+        guard let choice = E(rawValue: name) else {
+          let hint = nearestMatch(to: name, in: names).map { "; did you mean \"\($0)\"?" } ?? ""
+          throw FieldProblem(allowed + hint)
+        }
+        section[keyPath: path] = choice
+      },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
+  /// A path with no default value of its own: required, or derived as `defaultText` says.
+  static func path(_ key: String, _ path: WritableKeyPath<Section, String>, defaultText: String, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "path", meaning: meaning, defaultText: defaultText,
+      encode: { .string($0[keyPath: path]) },
+      decode: { section, json, base in section[keyPath: path] = try readPath(json, base, orNull: false) },
+      setDefault: { $0[keyPath: path] = "" })
+  }
+
+  static func optionalPath(_ key: String, _ path: WritableKeyPath<Section, String?>, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "path or null", meaning: meaning,
+      encode: { $0[keyPath: path].map { .string($0) } ?? .null },
+      decode: { section, json, base in
+        section[keyPath: path] = json == .null ? nil : try readPath(json, base, orNull: true)
+      },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+}
+
+private func readInt(_ value: JSONValue, _ range: ClosedRange<Int>, orNull: Bool) throws -> Int {
+  guard case .integer(let text) = value else {
+    let expected = orNull ? "an integer or null" : "an integer"
+    if case .number = value { throw FieldProblem("expected \(expected), written without a decimal point or exponent") }
+    throw FieldProblem("expected \(expected), found \(value.kindName)")
+  }
+  guard let n = Int(text), range.contains(n) else {
+    if range.upperBound == Int.max { throw FieldProblem("must be an integer >= \(range.lowerBound)") }
+    throw FieldProblem("must be an integer in \(range.lowerBound)...\(range.upperBound)")
+  }
+  return n
+}
+
+private func readNumber(_ value: JSONValue, _ range: NumberRange) throws -> Double {
+  let x: Double
+  switch value {
+  case .number(let n): x = n
+  case .integer(let text): x = Double(text) ?? .infinity
+  default: throw FieldProblem("expected a number, found \(value.kindName)")
+  }
+  guard x.isFinite else { throw FieldProblem("is too large for a 64-bit float") }
+  guard range.contains(x) else { throw FieldProblem(range.rule) }
+  return x
+}
+
+private func readPath(_ value: JSONValue, _ base: URL, orNull: Bool) throws -> String {
+  guard case .string(let path) = value else {
+    throw FieldProblem("expected a path string\(orNull ? " or null" : ""), found \(value.kindName)")
+  }
+  guard !path.isEmpty else { throw FieldProblem("must not be empty") }
+  return resolvePath(path, against: base)
+}
+
+/// An absolute, normalised path: `~` expands to the home directory, and a relative path is taken
+/// from the config's directory so the same config works from any working directory.
+func resolvePath(_ path: String, against base: URL) -> String {
+  let expanded = path.hasPrefix("~") ? NSString(string: path).expandingTildeInPath : path
+  return URL(fileURLWithPath: expanded, relativeTo: base).standardizedFileURL.path
+}
