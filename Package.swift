@@ -53,6 +53,7 @@ let package = Package(
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnCore"]),
     .testTarget(name: "AttnFormatsTests", dependencies: ["AttnFormats", "TestProcesses"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.
-    .testTarget(name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain", "AttnFormats", "TestProcesses"]),
+    .testTarget(
+      name: "EndToEndTests", dependencies: ["attn-train", "AttnTrain", "AttnDist", "AttnFormats", "TestProcesses"]),
   ]
 )

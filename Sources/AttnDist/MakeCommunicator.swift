@@ -1,20 +1,14 @@
 // Picks the communicator from how the process was started: MPI only under a launcher (mpirun,
 // srun, hydra), so a plain `attn-train` run never initializes MPI, and a run under mpirun never
-// silently trains alone.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+// silently trains alone. The caller hands in the process's environment (the library reads none).
 
-/// An `MPICommunicator` when an MPI launcher started this process, otherwise a
-/// `SingleProcessCommunicator`. Call it once per process: MPI can be initialized only once.
-/// The caller owns the ending: `finalize()` before a successful exit, `abort(code:)` on an error.
-public func makeCommunicator(threadSupport: ThreadSupport = .funneled) throws -> Communicator {
-  let environment: (String) -> String? = { name in getenv(name).map { String(cString: $0) } }
-  if launchedByMPILauncher(environment: environment) {
+/// An `MPICommunicator` when an MPI launcher started this process (as its `environment` shows),
+/// otherwise a `SingleProcessCommunicator`. Call it once per process: MPI can be initialized only
+/// once. The caller owns the ending: `finalize()` before a successful exit, `abort(code:)` on an error.
+public func makeCommunicator(environment: [String: String], threadSupport: ThreadSupport = .funneled) throws
+  -> Communicator
+{
+  if launchedByMPILauncher(environment: { environment[$0] }) {
     return try MPICommunicator(threadSupport: threadSupport)
   }
   return SingleProcessCommunicator()

@@ -16,7 +16,7 @@ struct Launch {
 
   init(_ options: RunOptions) throws {
     // Serialized: the data-parallel step's thread communicates while the main thread computes.
-    let communicator = try makeCommunicator(threadSupport: .serialized)
+    let communicator = try makeCommunicator(environment: ProcessInfo.processInfo.environment, threadSupport: .serialized)
     self.communicator = communicator
     log = RunLog(isSpeaker: communicator.rank == 0)
     var config: Config

@@ -158,13 +158,11 @@ private func documents(_ help: String, _ option: String) -> Bool {
     #expect(result.status == 0, "\(result.output)")
     let lines = result.stdout.split(separator: "\n")
     #expect(lines.count == 1, "stdout must be exactly one JSON object, got:\n\(result.stdout)")
-    let object = try #require(
-      lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any],
-      "\(result.stdout)")
-    let devLoss = try #require(object["dev_loss"] as? Double)
-    let perplexity = try #require(object["perplexity"] as? Double)
-    let bits = try #require(object["bits_per_char"] as? Double)
-    let tokens = try #require(object["tokens"] as? Int)
+    let object = try JSONObject(JSONValue.parse(Data(String(try #require(lines.last)).utf8)))
+    let devLoss = try object.double("dev_loss")
+    let perplexity = try object.double("perplexity")
+    let bits = try object.double("bits_per_char")
+    let tokens = try object.int("tokens")
 
     // Derived figures: 1e-12 relative allows for the last digit of a double printed as JSON text.
     #expect(abs(perplexity - exp(devLoss)) <= 1e-12 * perplexity, "perplexity == exp(dev_loss)")
@@ -185,13 +183,12 @@ private func documents(_ help: String, _ option: String) -> Bool {
     #expect(logged?["step"] == Double(TrainedRun.steps))
     let result = try Harness.attnTrain(["eval", run.config, "--json"])
     #expect(result.status == 0, "\(result.output)")
-    let object = result.stdout.split(separator: "\n").compactMap {
-      (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-    }.last
+    let line = try #require(result.stdout.split(separator: "\n").last, "\(result.output)")
+    let object = try JSONObject(JSONValue.parse(Data(line.utf8)))
     // The same weights, windows, batch size and single BLAS thread: the same float operations, so
     // the same bits.
-    #expect(object?["dev_loss"] as? Double == logged?["dev_loss"], "eval \(object ?? [:]) vs logged \(logged ?? [:])")
-    #expect(object?["step"] as? Int == TrainedRun.steps)
+    #expect(try object.double("dev_loss") == logged?["dev_loss"], "eval \(line) vs logged \(logged ?? [:])")
+    #expect(try object.int("step") == TrainedRun.steps)
 
     // The human-readable form states the same loss.
     let plain = try Harness.attnTrain(["eval", run.config])

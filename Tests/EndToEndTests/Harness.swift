@@ -4,6 +4,7 @@
 // Child processes never inherit the OMPI_*/PMIX_* variables a singleton MPI_Init in this test process
 // may have set: a child mpirun that sees them fails silently.
 
+import AttnFormats
 import Foundation
 import TestProcesses
 import Testing
@@ -90,11 +91,16 @@ enum Harness {
     return path
   }
 
-  /// The JSON objects of a run's metrics.jsonl.
+  /// The JSON objects of a run's metrics.jsonl, read exactly. (Foundation's JSONSerialization reads
+  /// some 17-digit numbers to a neighbouring Double here: "3.9599166526459157" came back as
+  /// 3.959916652645917, which would hide or fake a one-ulp difference between two runs.)
   static func metrics(runDirectory: String) throws -> [[String: Double]] {
     let text = try String(contentsOfFile: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-    return text.split(separator: "\n").compactMap {
-      (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Double]
+    return try text.split(separator: "\n").map { line in
+      let record = try JSONObject(JSONValue.parse(Data(line.utf8)))
+      var values: [String: Double] = [:]
+      for key in record.keys { values[key] = try record.double(key) }
+      return values
     }
   }
 

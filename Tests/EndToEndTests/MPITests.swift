@@ -3,8 +3,9 @@
 // the job down promptly, and SIGTERM ends a job with a final checkpoint. Every job is tiny (n_embd 32,
 // block 32, global batch 8) because the machine has 2 cores.
 
-import AttnTrain
+import AttnDist
 import AttnFormats
+import AttnTrain
 import Foundation
 import TestProcesses
 import Testing
@@ -58,6 +59,36 @@ extension MPIEndToEnd {
       for (name, curve) in losses where name != "np1-bucket4.0" {
         let worst = RunFiles.largestRelativeDifference(single, curve, steps: 1...50)
         #expect(worst <= 1e-5, "\(name) vs np 1: largest relative loss difference \(worst)")
+      }
+    }
+
+    // The unit tests run ranks as threads (InProcessCommunicator); this shows that they compute what
+    // ranks under mpirun compute: 2 of each, the same losses bit for bit. (At 2 ranks every sum is
+    // one addition, so no collective's algorithm can change its bits.)
+    @Test func inProcessRanksComputeWhatMpirunRanksCompute() throws {
+      let dir = try Harness.temporaryDirectory("in-process")
+      let run = dir.appendingPathComponent("run").path
+      let path = try Harness.writeConfig(in: dir, [
+        "model": ["dropout": 0.1],
+        "training": ["max_steps": 8, "grad_accum_steps": 2, "gradient_bucket_mb": 0.002],
+      ])
+      let result = try Harness.mpirun(2, [path], timeout: 120)
+      #expect(result.status == 0 && result.stdout.contains("step 8/8"), "\(result.output)")
+      let mpirun = try Harness.losses(runDirectory: run)
+
+      let config = try Config.load(path: path)
+      let data = try TextData.load(config)
+      let losses = try InProcessCommunicator.run(ranks: 2) { communicator in
+        let trainer = try Trainer(
+          config: config, plan: BatchPlan(config, ranks: 2), data: data, communicator: communicator,
+          log: RunLog(isSpeaker: false), run: RunDirectory(path: dir.appendingPathComponent("unused").path, origin: "test"),
+          resumeFrom: nil)
+        return try (0..<8).map {
+          try trainer.trainStep($0, learningRate: config.learningRateSchedule.rate(at: $0), stopRequested: false).loss
+        }
+      }
+      for step in 1...8 {
+        #expect(losses[0][step - 1] == mpirun[step], "step \(step): in-process \(losses[0][step - 1]), mpirun \(String(describing: mpirun[step]))")
       }
     }
 

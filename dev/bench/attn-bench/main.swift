@@ -156,7 +156,7 @@ if options.allreduce {
   // Lines "swift COUNT BEST MEDIAN" and "swift-buckets COUNT BEST MEDIAN" (ms), read by
   // dev/bench/allreduce/run.sh next to the C program's "c COUNT BEST MEDIAN".
   do {
-    let communicator = try makeCommunicator(threadSupport: .serialized)
+    let communicator = try makeCommunicator(environment: ProcessInfo.processInfo.environment, threadSupport: .serialized)
     for path in options.configs {
       let config = try Config.load(path: path)
       let data = try TextData.load(config)
