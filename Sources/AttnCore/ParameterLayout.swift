@@ -1,6 +1,7 @@
 // One flat buffer holds every parameter, and one every gradient; this table names the slices.
-// Layers are contiguous and in order, so the gradients of layer l are one range (a future
-// allreduce bucket) and the optimizer, clipping and checkpoint see a single buffer.
+// Layers are contiguous and in order, so the gradients of layer l are one range (buckets of the
+// data-parallel reduction are runs of tensors) and the optimizer, clipping and checkpoint see a
+// single buffer.
 
 public struct ParameterTensor: Equatable, Sendable {
   public enum Kind: Sendable {

@@ -16,10 +16,7 @@ struct Eval: ParsableCommand {
   var json = false
 
   func run() throws {
-    reportingErrors { launch in
-      let l = try Launch(options)
-      launch = l
-      try l.configureThreads(announce: l.log.note)
+    Launch.run(options, threadsLine: .stderr) { l in
       let evaluation = try CheckpointEvaluation(
         config: l.config, run: l.run, communicator: l.communicator, log: l.log, checkpointName: checkpoint)
       if json {

@@ -1,5 +1,5 @@
-// What every subcommand does before its real work: join the job, read the config, pick the thread
-// count, find the run directory; and the one place where errors are reported. The only code that
+// What every command does around its real work: join the job, read the config, size the compute
+// threads, find the run directory; and the one place where errors are reported. The only code that
 // reads the command line and the environment.
 
 import AttnCore
@@ -13,19 +13,36 @@ struct Launch {
   let config: Config
   let run: RunDirectory
   let log: RunLog
+  /// The faults the end-to-end tests ask for through ATTN_TRAIN_TEST_* variables; none otherwise.
+  let faults = FaultInjection(environment: ProcessInfo.processInfo.environment)
 
-  init(_ options: RunOptions) throws {
-    // Serialized: the data-parallel step's thread communicates while the main thread computes.
-    let communicator = try makeCommunicator(environment: ProcessInfo.processInfo.environment, threadSupport: .serialized)
+  /// Where the line that says how many threads each rank runs goes: stdout while training, stderr
+  /// for commands whose stdout is their result.
+  enum ThreadsLine { case stdout, stderr }
+
+  /// Joins the job, prepares the launch and runs `body`, then ends the process: status 0, or 1 after
+  /// reporting the error once. Under MPI a failing rank takes the whole job down, so no rank is
+  /// left waiting in a collective.
+  static func run(_ options: RunOptions, threadsLine: ThreadsLine = .stdout, _ body: (Launch) throws -> Void) -> Never {
+    var communicator: Communicator?
+    do {
+      // Serialized: the data-parallel step's thread communicates while the main thread computes.
+      let joined = try makeCommunicator(environment: ProcessInfo.processInfo.environment, threadSupport: .serialized)
+      communicator = joined
+      let launch = try Launch(options, communicator: joined)
+      try launch.sizeComputeThreads(announce: threadsLine == .stdout ? launch.log.say : launch.log.note)
+      try body(launch)
+      try? joined.finalize()
+      exit(0)
+    } catch {
+      report(error, communicator: communicator)
+    }
+  }
+
+  private init(_ options: RunOptions, communicator: Communicator) throws {
     self.communicator = communicator
     log = RunLog(isSpeaker: communicator.rank == 0)
-    var config: Config
-    do {
-      config = try Config.load(path: options.config, warn: log.warn)
-    } catch {
-      // Every rank has joined the job: report once, from rank 0, and end the job (see below).
-      throw FailedAfterJoining(communicator: communicator, error: error)
-    }
+    var config = try Config.load(path: options.config, warn: log.warn)
     if let override = options.runDirectory {
       config.output.runDir = URL(fileURLWithPath: override).standardizedFileURL.path
       run = RunDirectory(path: config.output.runDir, origin: "--run-dir")
@@ -35,34 +52,17 @@ struct Launch {
     self.config = config
   }
 
-  /// Sizes the compute threads (see ThreadChoice) and says what was chosen through `announce`
-  /// (stdout for training; eval and sample keep stdout for their results).
-  func configureThreads(announce: ((String) -> Void)? = nil) throws {
+  /// Sizes the compute threads (see ThreadChoice) and says what was chosen.
+  private func sizeComputeThreads(announce: (String) -> Void) throws {
     let choice = try ThreadChoice(
       config: config, communicator: communicator, cores: ProcessInfo.processInfo.activeProcessorCount,
       override: ProcessInfo.processInfo.environment["ATTN_TRAIN_THREADS"])
     choice.apply()
-    (announce ?? log.say)(choice.line)
+    announce(choice.line)
   }
 
-  /// The faults the end-to-end tests ask for through ATTN_TRAIN_TEST_* variables.
-  var faults: FaultInjection { FaultInjection(environment: ProcessInfo.processInfo.environment) }
-}
-
-/// Runs a subcommand body and reports any error once, as one line, then exits non-zero. Under MPI
-/// the failing rank takes the whole job down, so no rank is left waiting in a collective.
-func reportingErrors(_ body: (inout Launch?) throws -> Void) -> Never {
-  var launch: Launch?
-  do {
-    try body(&launch)
-    try? launch?.communicator.finalize()
-    exit(0)
-  } catch var error {
-    var communicator = launch?.communicator
-    if let failed = error as? FailedAfterJoining {
-      communicator = failed.communicator
-      error = failed.error
-    }
+  /// Reports `error` as one line and exits 1, aborting the job under MPI.
+  private static func report(_ error: Error, communicator: Communicator?) -> Never {
     let rank = communicator?.rank ?? 0
     let size = communicator?.size ?? 1
     if rank != 0 {
@@ -77,11 +77,4 @@ func reportingErrors(_ body: (inout Launch?) throws -> Void) -> Never {
     if let communicator, size > 1 { communicator.abort(code: 1) }
     exit(1)
   }
-}
-
-/// An error thrown by `Launch.init` after MPI started, carrying the communicator so the error is
-/// reported like any other: once, from rank 0, then the job is aborted.
-struct FailedAfterJoining: Error, @unchecked Sendable {
-  let communicator: Communicator
-  let error: Error
 }

@@ -38,10 +38,7 @@ struct Sample: ParsableCommand {
   }
 
   func run() throws {
-    reportingErrors { launch in
-      let l = try Launch(options)
-      launch = l
-      try l.configureThreads(announce: l.log.note)
+    Launch.run(options, threadsLine: .stderr) { l in
       let loaded = try CheckpointedModel(
         config: l.config, run: l.run, log: l.log, checkpointName: checkpoint, maxBatch: 1)
       let tokenizer = loaded.checkpoint.tokenizer

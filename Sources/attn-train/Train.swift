@@ -23,10 +23,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     StopSignals.install()
-    reportingErrors { launch in
-      let l = try Launch(options)
-      launch = l
-      try l.configureThreads()
+    Launch.run(options) { l in
       let session = TrainingSession(config: l.config, run: l.run, communicator: l.communicator, log: l.log, faults: l.faults)
       let start: StartPoint = fresh ? .fresh : fromCheckpoint.map { .checkpoint($0) } ?? .newest
       let summary = try session.train(from: start, stopRequested: { StopSignals.requested })
