@@ -34,7 +34,8 @@ public struct JSONObject {
 
   public subscript(key: String) -> JSONValue? { members.first { $0.key == key }?.value }
 
-  func path(of key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+  /// The path of a member, for messages: "model.vocab".
+  public func path(of key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
   public func value(_ key: String) throws -> JSONValue {
     guard let value = self[key] else { throw JSONFieldError(field: path(of: key), "missing") }
