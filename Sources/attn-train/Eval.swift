@@ -5,14 +5,14 @@ import ArgumentParser
 
 struct Eval: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Evaluate saved weights on the whole dev split: loss, perplexity, bits per character.")
+    abstract: "Evaluate saved weights on the whole dev split: loss, perplexity, bits per byte of text.")
 
   @OptionGroup var options: RunOptions
 
   @Option(help: "The checkpoint to evaluate (step-NNNNNNN, best, or a path); default: the newest valid one.")
   var checkpoint: String?
 
-  @Flag(help: "Print one JSON object (dev_loss, perplexity, bits_per_char, tokens, step, checkpoint).")
+  @Flag(help: "Print one JSON object (dev_loss, perplexity, bits_per_token, bits_per_byte, tokens, bytes, step, checkpoint).")
   var json = false
 
   func run() throws {

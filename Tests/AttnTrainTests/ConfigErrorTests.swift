@@ -80,6 +80,12 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
       #""optimizer": {"kind": "admaw"}"#, "optimizer.kind", "= \"admaw\"",
       "\"sgd\", \"adam\", \"adamw\", \"rmsprop\"", "did you mean \"adamw\"?"),
     BadConfig(#""data": {"train_path": "t.txt", "tokenizer": "word"}"#, "data.tokenizer", "\"char\", \"byte\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": "chr"}"#, "data.tokenizer", "did you mean \"char\"?"),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": "bpe"}"#, "data.tokenizer", "read from a file", "\"path\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe"}}"#, "data.tokenizer", "needs \"path\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "wordpiece", "path": "v.txt"}}"#, "data.tokenizer", "\"kind\": \"bpe\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "path": "t.json", "size": 3}}"#, "data.tokenizer", "unknown key \"size\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": 3}"#, "data.tokenizer", "found an integer"),
   ]
 
   static let crossField = [

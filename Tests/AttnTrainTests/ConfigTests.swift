@@ -202,6 +202,18 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
     #expect(error.description.contains("already sets this key"))
   }
 
+  @Test func aBPETokenizerIsAFileWhosePathIsTakenFromTheConfigsDirectory() throws {
+    let config = try parseConfig()
+    #expect(config.data.tokenizer == .char)
+    let json = #"{"data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "path": "../tok/gpt2.tiktoken"}}}"#
+    let bpe = try Config.parse(json: Data(json.utf8), sourcePath: "/tmp/cfgs/a.json")
+    #expect(bpe.data.tokenizer == .bpe(path: "/tmp/tok/gpt2.tiktoken"))
+    #expect(bpe.resolvedJSON().contains(#""path": "/tmp/tok/gpt2.tiktoken""#))
+    #expect(try Config.parse(json: Data(bpe.resolvedJSON().utf8), sourcePath: "/tmp/cfgs/a.json") == bpe)
+    // Another tokenizer changes the data: a resume must keep it.
+    #expect(bpe.changedFields(comparedTo: config).unsafe.contains("data.tokenizer"))
+  }
+
   /// Each section's struct has exactly as many stored fields as the schema has rows for it, so no
   /// field escapes the schema's default (the placeholders in Config.swift are never seen).
   @Test func everyFieldHasOneRowInTheSchema() {
@@ -215,7 +227,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
   }
 
   /// The README carries the reference generated from the schema, between its two markers. When this
-  /// fails, paste the output of `attn-train config-reference` between them.
+  /// fails, run dev/update-config-reference.sh (it puts `attn-train config-reference` between them).
   @Test func readmeCarriesTheGeneratedReference() throws {
     let readme = URL(fileURLWithPath: #filePath)
       .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -227,7 +239,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
     let carried = String(text[afterBegin.upperBound..<end.lowerBound]).trimmingCharacters(in: .newlines)
     let generated = Config.referenceMarkdown().trimmingCharacters(in: .newlines)
     let first = zip(carried.split(separator: "\n"), generated.split(separator: "\n")).first { $0 != $1 }
-    #expect(carried == generated, "README.md differs from `attn-train config-reference`; first differing line: \(String(describing: first))")
+    #expect(carried == generated, "README.md differs from `attn-train config-reference` (dev/update-config-reference.sh updates it); first differing line: \(String(describing: first))")
   }
 }
 
@@ -279,7 +291,7 @@ extension TrainingConfig {
 }
 
 extension DataConfig {
-  init(trainPath: String, devPath: String?, trainFraction: Double, tokenizer: TokenizerKind) {
+  init(trainPath: String, devPath: String?, trainFraction: Double, tokenizer: TokenizerSpec) {
     self.init()
     (self.trainPath, self.devPath, self.trainFraction, self.tokenizer) = (trainPath, devPath, trainFraction, tokenizer)
   }

@@ -3,9 +3,10 @@
 // as a pure function of (seed, step, micro-step, sample), and dev windows that cover the split once
 // and divide between ranks without gaps or overlaps.
 import AttnCore
-import AttnTrain
 import Foundation
 import Testing
+
+@testable import AttnTrain
 
 private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
   .deletingLastPathComponent().deletingLastPathComponent()
@@ -94,6 +95,42 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     let tokens = try Tokenizer.bytes.encode(text, source: "test")
     #expect(tokens == text.utf8.map { Int32($0) })
     #expect(Tokenizer.bytes.decode(tokens) == text)
+  }
+
+  /// nanoGPT's data/shakespeare recipe: the text cut at 90% of its characters, each part encoded with
+  /// GPT-2's tokenizer: "train has 301,966 tokens, val has 36,059 tokens" (its readme).
+  @Test func gpt2TokensOfTinyShakespeareAreNanoGPTsCounts() throws {
+    let json = """
+      {"data": {"train_path": "\(shakespearePath)",
+                "tokenizer": {"kind": "bpe", "path": "\(repository.path)/data/tokenizers/gpt2.tiktoken"}}}
+      """
+    let data = try TextData.load(try Config.parse(json: Data(json.utf8), sourcePath: NSTemporaryDirectory() + "gpt2.json"))
+    #expect(data.tokenizer.kind == .bpe)
+    #expect(data.tokenizer.vocabSize == 50257)
+    #expect(data.train.count == 301_966)
+    #expect(data.dev.count == 36_059)
+    let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: shakespearePath)))
+    #expect(data.tokenizer.decodeBytes(data.train + data.dev) == bytes)
+    // Bits per byte divide by the bytes each token stands for: every byte of the text once.
+    let perToken = data.tokenizer.bytesPerToken()
+    #expect((data.train + data.dev).reduce(0) { $0 + Int(perToken[Int($1)]) } == bytes.count)
+  }
+
+  /// Sampling emits whole characters although a token (or a byte) may end inside one.
+  @Test func utf8StreamHoldsBackAnUnfinishedCharacter() {
+    let text = "a é 日本 🙂!"
+    var stream = UTF8Stream()
+    var out = ""
+    for byte in text.utf8 {
+      let piece = stream.append([byte])
+      #expect(!piece.contains("\u{FFFD}"), "a replacement character after byte \(byte)")
+      out += piece
+    }
+    out += stream.finish()
+    #expect(out == text)
+    var broken = UTF8Stream()
+    #expect(broken.append([0xE6, 0x97]) == "")
+    #expect(broken.finish() == "\u{FFFD}")
   }
 
   // MARK: - Training batches

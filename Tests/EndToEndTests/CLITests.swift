@@ -161,12 +161,17 @@ private func documents(_ help: String, _ option: String) -> Bool {
     let object = try JSONObject(JSONValue.parse(Data(String(try #require(lines.last)).utf8)))
     let devLoss = try object.double("dev_loss")
     let perplexity = try object.double("perplexity")
-    let bits = try object.double("bits_per_char")
+    let bits = try object.double("bits_per_token")
+    let bitsPerByte = try object.double("bits_per_byte")
+    let bytes = try object.int("bytes")
     let tokens = try object.int("tokens")
 
     // Derived figures: 1e-12 relative allows for the last digit of a double printed as JSON text.
     #expect(abs(perplexity - exp(devLoss)) <= 1e-12 * perplexity, "perplexity == exp(dev_loss)")
-    #expect(abs(bits - devLoss / log(2.0)) <= 1e-12 * bits, "bits_per_char == dev_loss / ln 2")
+    #expect(abs(bits - devLoss / log(2.0)) <= 1e-12 * bits, "bits_per_token == dev_loss / ln 2")
+    // ASCII text and the char tokenizer: a byte per token, so bits per byte are bits per token.
+    #expect(bytes == tokens)
+    #expect(abs(bitsPerByte - bits) <= 1e-12 * bits, "bits_per_byte == bits_per_token for ASCII characters")
     #expect(devLoss > 0 && devLoss < log(65.0) + 0.5, "a loss for a 65-character vocabulary")
 
     // Every dev window once: the count follows from the file alone. Tiny Shakespeare is ASCII, so

@@ -7,7 +7,22 @@
 import AttnCore
 import Foundation
 
-public enum TokenizerKind: String, CaseIterable, Sendable { case char, byte }
+/// Which tokenizer a run uses (data.tokenizer): "char", "byte", or {"kind": "bpe", "path": FILE}.
+public enum TokenizerSpec: Equatable, Sendable {
+  case char
+  case byte
+  /// A byte-level BPE read from this file (absolute once parsed): a tiktoken ranks file, a Hugging
+  /// Face tokenizer.json, or GPT-2's vocab.json with merges.txt beside it.
+  case bpe(path: String)
+
+  public var kind: TokenizerKind {
+    switch self {
+    case .char: return .char
+    case .byte: return .byte
+    case .bpe: return .bpe
+    }
+  }
+}
 
 public struct ModelConfig: Equatable, Sendable {
   public var nLayer = 0
@@ -68,7 +83,7 @@ public struct DataConfig: Equatable, Sendable {
   public var devPath: String?
   /// Used only without devPath.
   public var trainFraction = 0.0
-  public var tokenizer = TokenizerKind.char
+  public var tokenizer = TokenizerSpec.char
 
   public init() { ConfigSchema.data.setDefaults(&self) }
 }

@@ -236,6 +236,22 @@ extension ConfigField {
       setDefault: { $0[keyPath: path] = value })
   }
 
+  /// data.tokenizer: a name ("char", "byte") or, for a tokenizer read from a file, an object
+  /// {"kind": "bpe", "path": FILE} whose path is resolved like any other.
+  static func tokenizer(_ key: String, _ path: WritableKeyPath<Section, TokenizerSpec>, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "string or object", meaning: meaning,
+      encode: { section in
+        switch section[keyPath: path] {
+        case .char: return .string("char")
+        case .byte: return .string("byte")
+        case .bpe(let file): return .object([(key: "kind", value: .string("bpe")), (key: "path", value: .string(file))])
+        }
+      },
+      decode: { section, json, base in section[keyPath: path] = try readTokenizer(json, base) },
+      setDefault: { $0[keyPath: path] = .char })
+  }
+
   /// A path with no default value of its own: required, or derived as `defaultText` says.
   static func path(_ key: String, _ path: WritableKeyPath<Section, String>, defaultText: String, _ meaning: String) -> Self {
     Self(
@@ -279,6 +295,31 @@ private func readNumber(_ value: JSONValue, _ range: NumberRange) throws -> Doub
   guard x.isFinite else { throw FieldProblem("is too large for a 64-bit float") }
   guard range.contains(x) else { throw FieldProblem(range.rule) }
   return x
+}
+
+private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerSpec {
+  let expected = #"expected "char", "byte" or {"kind": "bpe", "path": "<tokenizer file>"}"#
+  switch value {
+  case .string("char"): return .char
+  case .string("byte"): return .byte
+  case .string("bpe"): throw FieldProblem(#"a BPE tokenizer is read from a file: write {"kind": "bpe", "path": "<tokenizer file>"}"#)
+  case .string(let name):
+    let hint = nearestMatch(to: name, in: ["char", "byte"]).map { #"; did you mean ""# + $0 + #""?"# } ?? ""
+    throw FieldProblem(expected + hint)
+  case .object(let members):
+    if let unknown = members.first(where: { $0.key != "kind" && $0.key != "path" }) {
+      throw FieldProblem(#"unknown key ""# + unknown.key + #"": "# + expected)
+    }
+    guard members.first(where: { $0.key == "kind" })?.value == .string("bpe") else {
+      throw FieldProblem(#"the object form needs "kind": "bpe""#)
+    }
+    guard let file = members.first(where: { $0.key == "path" })?.value else {
+      throw FieldProblem(#"needs "path": the tokenizer file (a .tiktoken ranks file, a tokenizer.json, or a vocab.json with merges.txt beside it)"#)
+    }
+    return .bpe(path: try readPath(file, base, orNull: false))
+  default:
+    throw FieldProblem("\(expected), found \(value.kindName)")
+  }
 }
 
 private func readPath(_ value: JSONValue, _ base: URL, orNull: Bool) throws -> String {

@@ -1,6 +1,7 @@
 // The README's config reference, generated from the schema's rows so that it cannot drift from what
 // the parser accepts: a table per section, the keys a resume must keep, and the renamed keys.
-// `attn-train config-reference` prints it; a test compares it with the README.
+// `attn-train config-reference` prints it, dev/update-config-reference.sh puts it in the README, and a
+// test fails when the README differs.
 
 extension Config {
   /// The markdown between the README's config-reference markers.

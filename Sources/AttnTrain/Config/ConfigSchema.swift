@@ -72,7 +72,7 @@ enum ConfigSchema {
       .path("train_path", \.trainPath, defaultText: "required", "The training text."),
       .optionalPath("dev_path", \.devPath, "A separate text for evaluation; must not be `train_path`. Without it the last part of the training text is held out."),
       .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is held out for evaluation. Setting it together with `dev_path` is an error, since it would have no effect."),
-      .choice("tokenizer", \.tokenizer, default: .char, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all."),
+      .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it."),
     ])
   }
 

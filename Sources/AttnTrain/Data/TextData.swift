@@ -17,30 +17,34 @@ public struct TextData: Sendable {
 
   /// Reads and tokenizes the config's data. The char vocabulary covers every character of the files
   /// read (train and dev), as nanoGPT builds it from the whole input; `vocabulary` (from a run
-  /// directory or checkpoint) is used instead when given, so a resumed run keeps its ids.
+  /// directory or checkpoint) is used instead when given, so a resumed run keeps its ids. Without a
+  /// dev file the text is cut before it is tokenized (at a character; for the byte tokenizer, at a
+  /// byte), as nanoGPT's prepare scripts cut it, so no token straddles the cut.
   public static func load(_ config: Config, vocabulary: Tokenizer? = nil) throws -> TextData {
     let data = config.data
-    let kind = vocabulary?.kind ?? data.tokenizer
+    let kind = vocabulary?.kind ?? data.tokenizer.kind
     let trainFile = try SourceFile(data.trainPath, field: "data.train_path", tokenizer: kind)
     let devFile = try data.devPath.map { try SourceFile($0, field: "data.dev_path", tokenizer: kind) }
-    let tokenizer =
-      vocabulary ?? (kind == .byte ? .bytes : .characters(of: [trainFile.text ?? "", devFile?.text ?? ""]))
+    let tokenizer: Tokenizer
+    switch (vocabulary, data.tokenizer) {
+    case (let vocabulary?, _): tokenizer = vocabulary
+    case (nil, .char): tokenizer = .characters(of: [trainFile.text ?? "", devFile?.text ?? ""])
+    case (nil, .byte): tokenizer = .bytes
+    case (nil, .bpe(let path)): tokenizer = Tokenizer(try BytePairEncoding.load(path: path, field: "data.tokenizer"))
+    }
     if let padded = config.model.vocabSize, padded < tokenizer.vocabSize {
       throw InputError(
         file: config.sourcePath, field: "model.vocab_size",
         problem: "\(padded) is smaller than the \(tokenizer.vocabSize) tokens of the \(tokenizer.kind.rawValue) tokenizer on this data",
         hint: "remove vocab_size or set it to at least \(tokenizer.vocabSize)")
     }
-    var train: [Int32]
-    var dev: [Int32]
+    let train: [Int32]
+    let dev: [Int32]
     if let devFile {
       train = try trainFile.tokens(tokenizer)
       dev = try devFile.tokens(tokenizer)
     } else {
-      let all = try trainFile.tokens(tokenizer)
-      let cut = Int(Double(all.count) * data.trainFraction)
-      train = Array(all[..<cut])
-      dev = Array(all[cut...])
+      (train, dev) = try trainFile.tokens(tokenizer, cutAt: data.trainFraction)
     }
     // A window needs block_size inputs plus one more token for the last target.
     let needed = config.model.blockSize + 1
@@ -62,13 +66,13 @@ public struct TextData: Sendable {
 
 }
 
-/// A data file's bytes, checked: present, readable, not empty, and UTF-8 when the char tokenizer
-/// will read it. The byte tokenizer takes the bytes as they are (a String would replace invalid
-/// UTF-8 with U+FFFD and silently train on other data).
+/// A data file's bytes, checked: present, readable, not empty, and UTF-8 when the char or BPE
+/// tokenizer will read it. The byte tokenizer takes the bytes as they are (a String would replace
+/// invalid UTF-8 with U+FFFD and silently train on other data).
 struct SourceFile {
   let path: String
   let bytes: Data
-  /// The decoded text, for the char tokenizer only.
+  /// The decoded text, for the char and BPE tokenizers.
   let text: String?
 
   init(_ path: String, field: String, tokenizer: TokenizerKind) throws {
@@ -82,7 +86,7 @@ struct SourceFile {
     }
     guard !bytes.isEmpty else { throw InputError(file: path, field: field, problem: "the file is empty") }
     self.bytes = bytes
-    guard tokenizer == .char else {
+    guard tokenizer != .byte else {
       text = nil
       return
     }
@@ -91,7 +95,7 @@ struct SourceFile {
       throw InputError(
         file: path, field: field,
         problem: "not valid UTF-8: byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at offset \(offset)",
-        hint: "the char tokenizer reads UTF-8 text; set data.tokenizer to \"byte\" for arbitrary bytes")
+        hint: "the \(tokenizer.rawValue) tokenizer reads UTF-8 text; set data.tokenizer to \"byte\" for arbitrary bytes")
     }
     self.text = text
   }
@@ -99,6 +103,20 @@ struct SourceFile {
   func tokens(_ tokenizer: Tokenizer) throws -> [Int32] {
     guard let text else { return bytes.map { Int32($0) } }
     return try tokenizer.encode(text, source: path)
+  }
+
+  /// The tokens of the first `fraction` of the file and of the rest, cut at a character (a byte
+  /// for the byte tokenizer) before tokenizing.
+  func tokens(_ tokenizer: Tokenizer, cutAt fraction: Double) throws -> (first: [Int32], rest: [Int32]) {
+    guard let text else {
+      let cut = Int(Double(bytes.count) * fraction)
+      return (bytes[..<cut].map { Int32($0) }, bytes[cut...].map { Int32($0) })
+    }
+    let scalars = text.unicodeScalars
+    let cut = scalars.index(scalars.startIndex, offsetBy: Int(Double(scalars.count) * fraction))
+    return (
+      try tokenizer.encode(String(scalars[..<cut]), source: path), try tokenizer.encode(String(scalars[cut...]), source: path)
+    )
   }
 }
 

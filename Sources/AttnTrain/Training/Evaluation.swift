@@ -8,11 +8,16 @@ import AttnFormats
 import Foundation
 
 public struct EvaluationResult: Sendable, Equatable {
+  /// Mean cross-entropy in nats per predicted token.
   public let loss: Double
+  /// Predicted tokens, and the bytes of original text they stand for.
   public let tokens: Int
+  public let bytes: Int
   public var perplexity: Double { exp(loss) }
-  /// Bits per token; for the char and byte tokenizers, bits per character and per byte.
-  public var bitsPerChar: Double { loss / log(2) }
+  public var bitsPerToken: Double { loss / log(2) }
+  /// Bits per byte of the original text: comparable across tokenizers (for ASCII text and the char
+  /// tokenizer, bits per character).
+  public var bitsPerByte: Double { loss * Double(tokens) / (Double(bytes) * log(2)) }
 }
 
 public final class Evaluator {
@@ -21,10 +26,13 @@ public final class Evaluator {
   private let stream: [Int32]
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
-  private let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
+  /// The bytes of original text each token id stands for (Tokenizer.bytesPerToken()).
+  private let bytesPerToken: [Int32]
+  private let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
 
-  public init(model: GPT, dev: [Int32]) {
+  public init(model: GPT, dev: [Int32], bytesPerToken: [Int32]) {
     self.model = model
+    self.bytesPerToken = bytesPerToken
     let T = model.shape.blockSize
     windows = DevWindows(tokenCount: dev.count, sequenceLength: T)
     stream = dev
@@ -42,17 +50,22 @@ public final class Evaluator {
     let T = windows.sequenceLength
     let mine = windows.share(rank: communicator.rank, of: communicator.size)
     var lossSum = 0.0
+    var byteCount = 0
     var start = mine.lowerBound
     while start < mine.upperBound {
       let batch = start..<min(start + model.maxBatch, mine.upperBound)
       windows.fill(tokens: tokens, targets: targets, from: stream, windows: batch)
       lossSum += model.forward(tokens: tokens, targets: targets, B: batch.count, T: T)
+      for i in 0..<(batch.count * T) where bytesPerToken.indices.contains(Int(targets[i])) {
+        byteCount += Int(bytesPerToken[Int(targets[i])])
+      }
       start = batch.upperBound
     }
     sums[0] = lossSum
     sums[1] = Double(mine.count * T)
+    sums[2] = Double(byteCount)
     try communicator.allreduceSum(sums)
-    return EvaluationResult(loss: sums[0] / sums[1], tokens: Int(sums[1]))
+    return EvaluationResult(loss: sums[0] / sums[1], tokens: Int(sums[1]), bytes: Int(sums[2]))
   }
 }
 
@@ -69,13 +82,16 @@ public struct CheckpointEvaluation {
       config: config, run: run, log: log, checkpointName: checkpointName, maxBatch: plan.sequencesPerRank)
     let data = try TextData.load(config, vocabulary: loaded.checkpoint.tokenizer)
     checkpoint = loaded.checkpoint
-    result = try Evaluator(model: loaded.model, dev: data.dev).evaluate(communicator)
+    result = try Evaluator(model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken())
+      .evaluate(communicator)
   }
 
   /// One object with every figure, keys sorted.
   public var json: JSONValue {
     .object([
-      (key: "bits_per_char", value: JSONValue(number: result.bitsPerChar)),
+      (key: "bits_per_byte", value: JSONValue(number: result.bitsPerByte)),
+      (key: "bits_per_token", value: JSONValue(number: result.bitsPerToken)),
+      (key: "bytes", value: JSONValue(integer: result.bytes)),
       (key: "checkpoint", value: .string(checkpoint.path)),
       (key: "dev_loss", value: JSONValue(number: result.loss)),
       (key: "perplexity", value: JSONValue(number: result.perplexity)),
@@ -84,10 +100,10 @@ public struct CheckpointEvaluation {
     ])
   }
 
-  /// "dev loss 1.8905 | perplexity 6.623 | bits/char 2.7275 | 111488 tokens"
+  /// "dev loss 1.8905 | perplexity 6.623 | bits/byte 2.7275 | 111488 tokens, 111488 bytes"
   public var summary: String {
     String(
-      format: "dev loss %.4f | perplexity %.3f | bits/char %.4f | %d tokens", result.loss, result.perplexity,
-      result.bitsPerChar, result.tokens)
+      format: "dev loss %.4f | perplexity %.3f | bits/byte %.4f | %d tokens, %d bytes", result.loss, result.perplexity,
+      result.bitsPerByte, result.tokens, result.bytes)
   }
 }

@@ -6,7 +6,7 @@
 
 import AttnFormats
 
-public final class BytePairEncoding: @unchecked Sendable {
+public final class BytePairEncoding: Equatable, @unchecked Sendable {
   /// The bytes of each token id; a special token's are its text's UTF-8.
   let tokenBytes: [[UInt8]]
   /// The token of each single byte.
@@ -60,6 +60,13 @@ public final class BytePairEncoding: @unchecked Sendable {
   }
 
   public var vocabSize: Int { tokenBytes.count }
+
+  /// The same tokens, merges and special tokens.
+  public static func == (a: BytePairEncoding, b: BytePairEncoding) -> Bool {
+    a === b
+      || (a.tokenBytes == b.tokenBytes && a.merges.mapValues(\.rank) == b.merges.mapValues(\.rank)
+        && a.specialTokens.elementsEqual(b.specialTokens) { $0.text == $1.text && $0.id == $1.id })
+  }
 
   /// The id of <|endoftext|>, the document separator, if the vocabulary has it.
   public var endOfText: Int32? { specialTokens.first { $0.text == "<|endoftext|>" }?.id }
