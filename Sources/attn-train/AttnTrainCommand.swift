@@ -17,8 +17,9 @@ struct AttnTrainCommand: ParsableCommand {
         mpirun -np 4 attn-train Configs/shakespeare-char.json
         attn-train eval Configs/shakespeare-char.json --json
         attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
+        attn-train tokenizer train Configs/shakespeare-bpe.json
       """,
-    subcommands: [Train.self, Eval.self, Sample.self, PrintConfigReference.self],
+    subcommands: [Train.self, Eval.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
     defaultSubcommand: Train.self)
 }
 

@@ -60,6 +60,83 @@ import Testing
     }
   }
 
+  static let tokenizersAvailable = (try? python3("import tokenizers", [], timeout: 60)) != nil
+
+  /// Hugging Face's ids of each file under the tokenizer.json at `tokenizer`, as little-endian int32.
+  static func huggingFaceIDs(_ tokenizer: String, _ files: [String], directory: String) throws -> [[Int32]] {
+    let script = """
+      import sys, array
+      from tokenizers import Tokenizer
+      tok = Tokenizer.from_file(sys.argv[1])
+      for n, path in enumerate(sys.argv[3:]):
+          ids = tok.encode(open(path, encoding="utf-8", newline="").read()).ids
+          with open(f"{sys.argv[2]}/{n}.hf", "wb") as f:
+              array.array("i", ids).tofile(f)
+      """
+    _ = try python3(script, [tokenizer, directory] + files, timeout: 300)
+    return try files.indices.map { n in
+      let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(n).hf"))
+      return data.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    }
+  }
+
+  static func expectSameIDs(_ bpe: BytePairEncoding, _ reference: [[Int32]], _ files: [String], _ who: String) throws {
+    for (file, expected) in zip(files, reference) {
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+      var ids: [Int32] = []
+      bytes.withUnsafeBytes { bpe.encode($0.bindMemory(to: UInt8.self), into: &ids) }
+      let first = zip(ids, expected).enumerated().first { $1.0 != $1.1 }?.offset
+      #expect(ids == expected, "\(file): \(ids.count) ids against \(who)'s \(expected.count); first difference at \(String(describing: first))")
+    }
+  }
+
+  /// The tokenizer.json attn-train learns loads in Hugging Face `tokenizers`, which encodes every
+  /// text to the ids attn-train gives it.
+  @Test(.enabled(if: tokenizersAvailable, "Python cannot import tokenizers (launch/setup.sh --python installs it)"))
+  func aLearnedTokenizerEncodesAlikeInHuggingFace() throws {
+    let directory = NSTemporaryDirectory() + "attn-bpe-learned-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? removeTree(directory) }
+    let text = try String(contentsOfFile: Self.texts[0], encoding: .utf8)
+    let bpe = try BytePairEncoding.train(on: [text], vocabularySize: 1000)
+    #expect(bpe.vocabSize == 1000)
+    #expect(bpe.endOfText == 999)
+    let file = directory + "/tokenizer.json"
+    try Data(bpe.huggingFaceJSON.prettyPrinted().utf8).write(to: URL(fileURLWithPath: file))
+    let files = [Self.texts[0], Self.texts[1], Self.texts[3]]
+    try Self.expectSameIDs(bpe, Self.huggingFaceIDs(file, files, directory: directory), files, "Hugging Face")
+    // The merges do their work: a thousand ids learned from Shakespeare give it about 2.4 bytes per
+    // token (measured); bytes alone would be 1.
+    #expect(bpe.encode(text).count * 2 < text.utf8.count)
+  }
+
+  /// A tokenizer.json that Hugging Face's own BpeTrainer wrote (ByteLevel, 1000 ids) loads in
+  /// attn-train and encodes every text to Hugging Face's ids.
+  @Test(.enabled(if: tokenizersAvailable, "Python cannot import tokenizers (launch/setup.sh --python installs it)"))
+  func aHuggingFaceTrainedTokenizerEncodesAlikeHere() throws {
+    let directory = NSTemporaryDirectory() + "attn-bpe-hf-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? removeTree(directory) }
+    let file = directory + "/tokenizer.json"
+    let script = """
+      import sys
+      from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+      tok = Tokenizer(models.BPE())
+      tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+      tok.decoder = decoders.ByteLevel()
+      trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<|endoftext|>"], show_progress=False,
+                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+      tok.train([sys.argv[2]], trainer)
+      tok.save(sys.argv[1])
+      """
+    _ = try python3(script, [file, Self.texts[0]], timeout: 300)
+    let bpe = try BytePairEncoding.load(path: file)
+    #expect(bpe.vocabSize == 1000)
+    #expect(bpe.endOfText == 0)
+    let files = [Self.texts[0], Self.texts[1], Self.texts[3]]
+    try Self.expectSameIDs(bpe, Self.huggingFaceIDs(file, files, directory: directory), files, "Hugging Face")
+  }
+
   @Test func theGPT2VocabularyHasItsKnownShape() throws {
     let bpe = try Self.gpt2.get()
     #expect(bpe.vocabSize == 50257)

@@ -7,19 +7,23 @@
 import AttnCore
 import Foundation
 
-/// Which tokenizer a run uses (data.tokenizer): "char", "byte", or {"kind": "bpe", "path": FILE}.
+/// Which tokenizer a run uses (data.tokenizer): "char", "byte", {"kind": "bpe", "path": FILE} or
+/// {"kind": "bpe", "vocab_size": N}.
 public enum TokenizerSpec: Equatable, Sendable {
   case char
   case byte
   /// A byte-level BPE read from this file (absolute once parsed): a tiktoken ranks file, a Hugging
   /// Face tokenizer.json, or GPT-2's vocab.json with merges.txt beside it.
   case bpe(path: String)
+  /// A byte-level BPE of this many ids learned from the training text, kept as the run directory's
+  /// tokenizer.json.
+  case trainedBPE(vocabularySize: Int)
 
   public var kind: TokenizerKind {
     switch self {
     case .char: return .char
     case .byte: return .byte
-    case .bpe: return .bpe
+    case .bpe, .trainedBPE: return .bpe
     }
   }
 }

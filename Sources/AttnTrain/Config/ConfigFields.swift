@@ -246,6 +246,8 @@ extension ConfigField {
         case .char: return .string("char")
         case .byte: return .string("byte")
         case .bpe(let file): return .object([(key: "kind", value: .string("bpe")), (key: "path", value: .string(file))])
+        case .trainedBPE(let size):
+          return .object([(key: "kind", value: .string("bpe")), (key: "vocab_size", value: JSONValue(integer: size))])
         }
       },
       decode: { section, json, base in section[keyPath: path] = try readTokenizer(json, base) },
@@ -298,25 +300,36 @@ private func readNumber(_ value: JSONValue, _ range: NumberRange) throws -> Doub
 }
 
 private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerSpec {
-  let expected = #"expected "char", "byte" or {"kind": "bpe", "path": "<tokenizer file>"}"#
+  let expected = #"expected "char", "byte", {"kind": "bpe", "path": "<tokenizer file>"} or {"kind": "bpe", "vocab_size": N}"#
   switch value {
   case .string("char"): return .char
   case .string("byte"): return .byte
-  case .string("bpe"): throw FieldProblem(#"a BPE tokenizer is read from a file: write {"kind": "bpe", "path": "<tokenizer file>"}"#)
+  case .string("bpe"):
+    throw FieldProblem(#"a BPE tokenizer is read from a file or learned from the text: write {"kind": "bpe", "path": "<tokenizer file>"} or {"kind": "bpe", "vocab_size": N}"#)
   case .string(let name):
     let hint = nearestMatch(to: name, in: ["char", "byte"]).map { #"; did you mean ""# + $0 + #""?"# } ?? ""
     throw FieldProblem(expected + hint)
   case .object(let members):
-    if let unknown = members.first(where: { $0.key != "kind" && $0.key != "path" }) {
+    if let unknown = members.first(where: { !["kind", "path", "vocab_size"].contains($0.key) }) {
       throw FieldProblem(#"unknown key ""# + unknown.key + #"": "# + expected)
     }
     guard members.first(where: { $0.key == "kind" })?.value == .string("bpe") else {
       throw FieldProblem(#"the object form needs "kind": "bpe""#)
     }
-    guard let file = members.first(where: { $0.key == "path" })?.value else {
-      throw FieldProblem(#"needs "path": the tokenizer file (a .tiktoken ranks file, a tokenizer.json, or a vocab.json with merges.txt beside it)"#)
+    let file = members.first { $0.key == "path" }?.value
+    let size = members.first { $0.key == "vocab_size" }?.value
+    switch (file, size) {
+    case (let file?, nil): return .bpe(path: try readPath(file, base, orNull: false))
+    case (nil, let size?):
+      guard let n = size.exactInt, (257...16_777_216).contains(n) else {
+        throw FieldProblem(#""vocab_size" must be an integer in 257...16777216 (256 bytes, merges and <|endoftext|>)"#)
+      }
+      return .trainedBPE(vocabularySize: n)
+    case (nil, nil):
+      throw FieldProblem(#"needs "path" (a tokenizer file: .tiktoken, tokenizer.json, or vocab.json with merges.txt beside it) or "vocab_size" (to learn one from the training text)"#)
+    case (_?, _?):
+      throw FieldProblem(#"give "path" (read a tokenizer) or "vocab_size" (learn one), not both"#)
     }
-    return .bpe(path: try readPath(file, base, orNull: false))
   default:
     throw FieldProblem("\(expected), found \(value.kindName)")
   }

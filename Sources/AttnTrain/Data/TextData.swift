@@ -31,6 +31,8 @@ public struct TextData: Sendable {
     case (nil, .char): tokenizer = .characters(of: [trainFile.text ?? "", devFile?.text ?? ""])
     case (nil, .byte): tokenizer = .bytes
     case (nil, .bpe(let path)): tokenizer = Tokenizer(try BytePairEncoding.load(path: path, field: "data.tokenizer"))
+    case (nil, .trainedBPE(let size)):
+      tokenizer = Tokenizer(try BytePairEncoding.train(on: [trainFile.trainingText(data)], vocabularySize: size))
     }
     if let padded = config.model.vocabSize, padded < tokenizer.vocabSize {
       throw InputError(
@@ -103,6 +105,14 @@ struct SourceFile {
   func tokens(_ tokenizer: Tokenizer) throws -> [Int32] {
     guard let text else { return bytes.map { Int32($0) } }
     return try tokenizer.encode(text, source: path)
+  }
+
+  /// The text a tokenizer may learn from: the training split only, never the dev text.
+  func trainingText(_ data: DataConfig) -> String {
+    guard let text else { return "" }
+    guard data.devPath == nil else { return text }
+    let scalars = text.unicodeScalars
+    return String(scalars[..<scalars.index(scalars.startIndex, offsetBy: Int(Double(scalars.count) * data.trainFraction))])
   }
 
   /// The tokens of the first `fraction` of the file and of the rest, cut at a character (a byte

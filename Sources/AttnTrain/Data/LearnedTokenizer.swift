@@ -1,0 +1,32 @@
+// data.tokenizer {"kind": "bpe", "vocab_size": N}: a byte-level BPE learned from the training split
+// (never the dev text) the first time a run needs it, and kept as the run directory's
+// tokenizer.json, which Hugging Face `tokenizers` loads too. Later starts read it back instead of
+// learning again; a resumed run takes the checkpoint's copy.
+
+import AttnFormats
+import Foundation
+
+extension Tokenizer {
+  /// The tokenizer at `file` when it is there (and has `vocab_size` ids), else one learned from the
+  /// config's training text and written to `file`. nil unless data.tokenizer asks for a learned BPE.
+  public static func learned(for config: Config, file: String, log: RunLog) throws -> Tokenizer? {
+    guard case .trainedBPE(let size) = config.data.tokenizer else { return nil }
+    if FileManager.default.fileExists(atPath: file) {
+      let tokenizer = Tokenizer(try BytePairEncoding.load(path: file))
+      guard tokenizer.vocabSize == size else {
+        throw InputError(
+          file: file, field: "data.tokenizer",
+          problem: "this learned tokenizer has \(tokenizer.vocabSize) ids, the config asks for vocab_size \(size)",
+          hint: "move the file away to learn a new one, or set vocab_size to \(tokenizer.vocabSize)")
+      }
+      log.say("tokenizer: \(file) (byte-level BPE, \(size) ids)")
+      return tokenizer
+    }
+    let source = try SourceFile(config.data.trainPath, field: "data.train_path", tokenizer: .bpe)
+    let clock = Stopwatch()
+    let tokenizer = Tokenizer(try BytePairEncoding.train(on: [source.trainingText(config.data)], vocabularySize: size))
+    try replaceFileAtomically(path: file, contents: Data(tokenizer.bytePairEncoding!.huggingFaceJSON.prettyPrinted().utf8))
+    log.say(String(format: "tokenizer: learned %d ids from the training text in %.1f s, saved as %@", tokenizer.vocabSize, clock.seconds, file))
+    return tokenizer
+  }
+}
