@@ -49,7 +49,8 @@ let package = Package(
       exclude: ["Fixtures"]),
     .testTarget(
       name: "AttnTrainTests",
-      dependencies: ["AttnTrain", "AttnCore", "AttnDist", "AttnFormats", "CAllocationCounter", "TestProcesses"]),
+      dependencies: ["AttnTrain", "AttnCore", "AttnDist", "AttnFormats", "CAllocationCounter", "TestProcesses"],
+      exclude: ["Fixtures"]),
     .testTarget(name: "AttnDistTests", dependencies: ["AttnDist", "AttnCore"]),
     .testTarget(name: "AttnFormatsTests", dependencies: ["AttnFormats", "TestProcesses"]),
     // Runs the built attn-train binary as a user would, alone and under real mpirun.

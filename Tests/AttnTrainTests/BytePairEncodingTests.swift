@@ -137,6 +137,25 @@ import Testing
     try Self.expectSameIDs(bpe, Self.huggingFaceIDs(file, files, directory: directory), files, "Hugging Face")
   }
 
+  /// Encoding on several threads cuts the text only where a piece starts whatever follows, so the
+  /// ids are one thread's; the cuts are really made (several parts).
+  @Test func encodingOnThreadsGivesTheIdsOfOneThread() throws {
+    let bpe = try Self.gpt2.get()
+    for file in [Self.texts[0], Self.texts[2]] {
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+      try bytes.withUnsafeBytes { raw in
+        let text = raw.bindMemory(to: UInt8.self)
+        var single: [Int32] = []
+        bpe.encode(text, into: &single)
+        for threads in [2, 3, 7] {
+          #expect(BytePairEncoding.cutPoints(text, parts: threads).count == threads + 1, "\(file): cuts for \(threads)")
+          #expect(bpe.encode(text, threads: threads) == single, "\(file) on \(threads) threads")
+        }
+        _ = try #require(single.count > 0)
+      }
+    }
+  }
+
   @Test func theGPT2VocabularyHasItsKnownShape() throws {
     let bpe = try Self.gpt2.get()
     #expect(bpe.vocabSize == 50257)

@@ -4,6 +4,7 @@
 // tokenizer is saved as JSON in the run directory and in every checkpoint (vocab.json), so eval and
 // sample decode exactly as training encoded, without the original file.
 
+import AttnCore
 import AttnFormats
 import Foundation
 
@@ -54,7 +55,9 @@ public struct Tokenizer: Equatable, Sendable {
     case .byte:
       return text.utf8.map { Int32($0) }
     case .bpe:
-      return bytePairEncoding!.encode(text)
+      // On the threads the rank computes with: the ids are one thread's (ParallelEncoding.swift).
+      var text = text
+      return text.withUTF8 { bytePairEncoding!.encode($0, threads: ComputeThreads.current) }
     case .char:
       var result: [Int32] = []
       result.reserveCapacity(text.unicodeScalars.count)

@@ -8,6 +8,7 @@
 
 import AttnCore
 import AttnDist
+import AttnFormats
 import AttnTrain
 import CBLAS
 import Foundation
@@ -149,6 +150,44 @@ func allreduceTimes(_ communicator: Communicator, count: Int, bucket: Int, repea
   }
   times.sort()
   return (times[0], times[repeats / 2])
+}
+
+/// `attn-bench --tokenize TOKENIZER TEXT [--threads 1,2]`: BPE encoding MB/s of TEXT (best of 3),
+/// `attn-bench --learn-bpe N TEXT`: seconds to learn N ids from TEXT, and `attn-bench
+/// --export-tokenizer TOKENIZER OUT`: TOKENIZER as a Hugging Face tokenizer.json. For
+/// dev/bench/tokenizers.py.
+if CommandLine.arguments.count >= 4, ["--tokenize", "--learn-bpe", "--export-tokenizer"].contains(CommandLine.arguments[1]) {
+  let arguments = CommandLine.arguments
+  do {
+    if arguments[1] == "--export-tokenizer" {
+      let bpe = try BytePairEncoding.load(path: arguments[2])
+      try Data(bpe.huggingFaceJSON.description.utf8).write(to: URL(fileURLWithPath: arguments[3]))
+      exit(0)
+    }
+    let text = try Data(contentsOf: URL(fileURLWithPath: arguments[3]))
+    if arguments[1] == "--learn-bpe" {
+      let start = Profiler.now()
+      let bpe = try BytePairEncoding.train(on: [String(decoding: text, as: UTF8.self)], vocabularySize: Int(arguments[2])!)
+      print(String(format: "learn %d %.3f", bpe.vocabSize, Profiler.now() - start))
+      exit(0)
+    }
+    let bpe = try BytePairEncoding.load(path: arguments[2])
+    let threads = arguments.count > 5 && arguments[4] == "--threads" ? arguments[5].split(separator: ",").compactMap { Int($0) } : [1]
+    for count in threads {
+      var best = Double.infinity
+      var tokens = 0
+      for _ in 0..<3 {
+        let start = Profiler.now()
+        tokens = text.withUnsafeBytes { bpe.encode($0.bindMemory(to: UInt8.self), threads: count).count }
+        best = min(best, Profiler.now() - start)
+      }
+      print(String(format: "encode %d %d %d %.3f %.1f", count, text.count, tokens, best, Double(text.count) / best / 1e6))
+    }
+  } catch {
+    FileHandle.standardError.write(Data("attn-bench: \(error)\n".utf8))
+    exit(1)
+  }
+  exit(0)
 }
 
 let options = parseOptions()

@@ -8,7 +8,7 @@
 extension BytePairEncoding {
   /// A vocabulary of `vocabularySize` ids: the 256 bytes, the merges learned from `texts`, and
   /// <|endoftext|> last. Stops early, with a smaller vocabulary, when no pair occurs twice.
-  static func train(on texts: [String], vocabularySize: Int) throws -> BytePairEncoding {
+  public static func train(on texts: [String], vocabularySize: Int) throws -> BytePairEncoding {
     precondition(vocabularySize >= 257, "256 byte tokens and <|endoftext|> at least")
     var corpus = WordCounts()
     for var text in texts { text.withUTF8 { corpus.add($0) } }

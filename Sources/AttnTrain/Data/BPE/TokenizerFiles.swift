@@ -15,7 +15,7 @@ import Foundation
 extension BytePairEncoding {
   /// Reads any of the three forms, told apart by the file: `.tiktoken`, a JSON object whose "model"
   /// is an object (tokenizer.json), or another JSON object (vocab.json, with merges.txt beside it).
-  static func load(path: String, field: String? = nil) throws -> BytePairEncoding {
+  public static func load(path: String, field: String? = nil) throws -> BytePairEncoding {
     guard let data = FileManager.default.contents(atPath: path) else {
       let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
       throw InputError(file: path, field: field, problem: "the tokenizer file \(reason)")
@@ -242,7 +242,7 @@ extension BytePairEncoding {
 
   /// This model as a Hugging Face tokenizer.json (ByteLevel BPE, merges as pairs), which
   /// `tokenizers.Tokenizer.from_file` loads and which `huggingFace(_:path:)` reads back.
-  var huggingFaceJSON: JSONValue {
+  public var huggingFaceJSON: JSONValue {
     let specialIDs = Set(specialTokens.map(\.id))
     let vocabulary = tokenBytes.enumerated().map { id, bytes -> (key: String, value: JSONValue) in
       let text = specialIDs.contains(Int32(id)) ? String(decoding: bytes, as: UTF8.self) : ByteLevelAlphabet.encode(bytes)
