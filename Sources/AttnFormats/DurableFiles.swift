@@ -67,6 +67,12 @@ public final class DurableFileWriter {
     try data.withUnsafeBytes { try write($0) }
   }
 
+  /// Overwrites bytes already written, at `offset` from the start (a header field filled in last).
+  public func write(_ bytes: [UInt8], at offset: Int) throws {
+    let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+    if written != bytes.count { throw FileError(path: path, operation: "write at offset \(offset)", errno: errno) }
+  }
+
   /// fsync then close; after this returns the contents are on disk (the name is not, until the
   /// parent directory is fsynced).
   public func close() throws {

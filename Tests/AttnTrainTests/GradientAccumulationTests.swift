@@ -29,9 +29,9 @@ import Testing
       _ = try trainer.trainStep(step, learningRate: 1e-3, stopRequested: false)
       reference.zeroGradients()
       for micro in 0..<microSteps {
-        sampler.fill(
-          tokens: &tokens, targets: &targets, from: data.train, step: step, microStep: micro, firstSample: 0,
-          count: batch)
+        try sampler.fill(
+          tokens: &tokens, targets: &targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
+          microStep: micro, firstSample: 0, count: batch)
         let context = DropoutContext(
           probability: shape.dropout,
           stepKey: RandomKey(seed: config.training.seed, purpose: .dropout).then(step).then(micro),

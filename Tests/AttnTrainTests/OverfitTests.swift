@@ -33,9 +33,9 @@ import Testing
     var targets = [Int32](repeating: 0, count: B * T)
     tokens.withUnsafeMutableBufferPointer { t in
       targets.withUnsafeMutableBufferPointer { y in
-        sampler.fill(
-          tokens: t.baseAddress!, targets: y.baseAddress!, from: data.train, step: 0, microStep: 0,
-          firstSample: 0, count: B)
+        try! sampler.fill(
+          tokens: t.baseAddress!, targets: y.baseAddress!, from: data.train, vocabularySize: data.tokenizer.vocabSize,
+          step: 0, microStep: 0, firstSample: 0, count: B)
       }
     }
 

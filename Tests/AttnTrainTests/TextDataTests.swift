@@ -53,7 +53,7 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     #expect(data.train.count == Int(Double(count) * 0.9))
     #expect(data.dev.count == count - Int(Double(count) * 0.9))
     // Together, in order, they are the whole text: decode back and compare with the file.
-    let decoded = data.tokenizer.decode(data.train + data.dev)
+    let decoded = data.tokenizer.decode(data.train.array() + data.dev.array())
     #expect(Array(decoded.utf8) == bytes)
   }
 
@@ -64,7 +64,7 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     let scalars = Set(text.unicodeScalars)
     #expect(data.tokenizer.vocabSize == scalars.count)
     #expect(data.train.count + data.dev.count == text.unicodeScalars.count)
-    #expect(data.tokenizer.decode(data.train + data.dev) == text)
+    #expect(data.tokenizer.decode(data.train.array() + data.dev.array()) == text)
   }
 
   @Test func byteTokenizerHasVocabulary256AndRoundTripsArbitraryBytes() throws {
@@ -80,7 +80,7 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     let data = try TextData.load(try config(dataPath: path, tokenizer: "byte"))
     #expect(data.tokenizer.kind == .byte)
     #expect(data.tokenizer.vocabSize == 256)
-    let tokens = data.train + data.dev
+    let tokens = data.train.array() + data.dev.array()
     #expect(tokens.count == bytes.count, "one token per byte of the file")
     // Report the first difference only: printing two 2,000-element arrays helps no one.
     let expected = bytes.map { Int32($0) }
@@ -110,10 +110,10 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     #expect(data.train.count == 301_966)
     #expect(data.dev.count == 36_059)
     let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: shakespearePath)))
-    #expect(data.tokenizer.decodeBytes(data.train + data.dev) == bytes)
+    #expect(data.tokenizer.decodeBytes(data.train.array() + data.dev.array()) == bytes)
     // Bits per byte divide by the bytes each token stands for: every byte of the text once.
     let perToken = data.tokenizer.bytesPerToken()
-    #expect((data.train + data.dev).reduce(0) { $0 + Int(perToken[Int($1)]) } == bytes.count)
+    #expect((data.train.array() + data.dev.array()).reduce(0) { $0 + Int(perToken[Int($1)]) } == bytes.count)
   }
 
   /// Sampling emits whole characters although a token (or a byte) may end inside one.
@@ -144,9 +144,9 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     var targets = [Int32](repeating: -1, count: count * T)
     tokens.withUnsafeMutableBufferPointer { t in
       targets.withUnsafeMutableBufferPointer { y in
-        sampler.fill(
-          tokens: t.baseAddress!, targets: y.baseAddress!, from: stream, step: step, microStep: micro,
-          firstSample: first, count: count)
+        try! sampler.fill(
+          tokens: t.baseAddress!, targets: y.baseAddress!, from: TokenStream(stream), vocabularySize: Int(Int32.max),
+          step: step, microStep: micro, firstSample: first, count: count)
       }
     }
     return (tokens, targets)
@@ -229,7 +229,9 @@ private func temporaryFile(_ bytes: [UInt8]) throws -> String {
     var targets = [Int32](repeating: -1, count: windows.count * T)
     tokens.withUnsafeMutableBufferPointer { t in
       targets.withUnsafeMutableBufferPointer { y in
-        windows.fill(tokens: t.baseAddress!, targets: y.baseAddress!, from: stream, windows: 0..<windows.count)
+        try! windows.fill(
+          tokens: t.baseAddress!, targets: y.baseAddress!, from: TokenStream(stream), vocabularySize: tokenCount,
+          windows: 0..<windows.count)
       }
     }
     #expect(tokens == Array(stream[0..<(windows.count * T)]))

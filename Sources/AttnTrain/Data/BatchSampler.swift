@@ -22,18 +22,17 @@ public struct BatchSampler: Sendable {
     return key.integer(globalSample, below: tokenCount - sequenceLength)
   }
 
-  /// Fills tokens/targets [count, T] for global samples first..<first+count.
+  /// Fills tokens/targets [count, T] for global samples first..<first+count; throws for an id the
+  /// vocabulary does not have.
   public func fill(
-    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
-    step: Int, microStep: Int, firstSample: Int, count: Int
-  ) {
+    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: TokenStream,
+    vocabularySize: Int, step: Int, microStep: Int, firstSample: Int, count: Int
+  ) throws {
     let T = sequenceLength
-    stream.withUnsafeBufferPointer { data in
-      for b in 0..<count {
-        let s = start(step: step, microStep: microStep, globalSample: firstSample + b)
-        (tokens + b * T).update(from: data.baseAddress! + s, count: T)
-        (targets + b * T).update(from: data.baseAddress! + s + 1, count: T)
-      }
+    for b in 0..<count {
+      let s = start(step: step, microStep: microStep, globalSample: firstSample + b)
+      try stream.copy(s, T, into: tokens + b * T, vocabularySize: vocabularySize)
+      try stream.copy(s + 1, T, into: targets + b * T, vocabularySize: vocabularySize)
     }
   }
 }

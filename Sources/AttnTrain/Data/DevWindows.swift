@@ -18,15 +18,13 @@ public struct DevWindows: Sendable {
   }
 
   public func fill(
-    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: [Int32],
-    windows: Range<Int>
-  ) {
+    tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, from stream: TokenStream,
+    vocabularySize: Int, windows: Range<Int>
+  ) throws {
     let T = sequenceLength
-    stream.withUnsafeBufferPointer { data in
-      for (b, k) in windows.enumerated() {
-        (tokens + b * T).update(from: data.baseAddress! + k * T, count: T)
-        (targets + b * T).update(from: data.baseAddress! + k * T + 1, count: T)
-      }
+    for (b, k) in windows.enumerated() {
+      try stream.copy(k * T, T, into: tokens + b * T, vocabularySize: vocabularySize)
+      try stream.copy(k * T + 1, T, into: targets + b * T, vocabularySize: vocabularySize)
     }
   }
 }

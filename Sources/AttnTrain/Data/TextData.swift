@@ -6,10 +6,10 @@ import Foundation
 
 public struct TextData: Sendable {
   public let tokenizer: Tokenizer
-  public let train: [Int32]
-  public let dev: [Int32]
+  public let train: TokenStream
+  public let dev: TokenStream
 
-  public init(tokenizer: Tokenizer, train: [Int32], dev: [Int32]) {
+  public init(tokenizer: Tokenizer, train: TokenStream, dev: TokenStream) {
     self.tokenizer = tokenizer
     self.train = train
     self.dev = dev
@@ -63,7 +63,8 @@ public struct TextData: Sendable {
         problem: "the dev split has \(dev.count) tokens, fewer than block_size + 1 = \(needed)",
         hint: data.devPath == nil ? "lower train_fraction or use more data" : "use a longer dev file or a smaller block_size")
     }
-    return TextData(tokenizer: tokenizer, train: train, dev: dev)
+    return TextData(tokenizer: tokenizer, train: TokenStream(train, name: "\(data.trainPath) (training split)"),
+                    dev: TokenStream(dev, name: "\(devSource) (dev split)"))
   }
 
 }

@@ -23,14 +23,14 @@ public struct EvaluationResult: Sendable, Equatable {
 public final class Evaluator {
   private let model: GPT
   private let windows: DevWindows
-  private let stream: [Int32]
+  private let stream: TokenStream
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
   /// The bytes of original text each token id stands for (Tokenizer.bytesPerToken()).
   private let bytesPerToken: [Int32]
   private let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
 
-  public init(model: GPT, dev: [Int32], bytesPerToken: [Int32]) {
+  public init(model: GPT, dev: TokenStream, bytesPerToken: [Int32]) {
     self.model = model
     self.bytesPerToken = bytesPerToken
     let T = model.shape.blockSize
@@ -54,7 +54,7 @@ public final class Evaluator {
     var start = mine.lowerBound
     while start < mine.upperBound {
       let batch = start..<min(start + model.maxBatch, mine.upperBound)
-      windows.fill(tokens: tokens, targets: targets, from: stream, windows: batch)
+      try windows.fill(tokens: tokens, targets: targets, from: stream, vocabularySize: bytesPerToken.count, windows: batch)
       lossSum += model.forward(tokens: tokens, targets: targets, B: batch.count, T: T)
       for i in 0..<(batch.count * T) where bytesPerToken.indices.contains(Int(targets[i])) {
         byteCount += Int(bytesPerToken[Int(targets[i])])

@@ -176,9 +176,9 @@ public final class Trainer {
     dataParallel.beginStep()
     var lossSum = 0.0
     for micro in 0..<plan.microSteps {
-      sampler.fill(
-        tokens: tokens, targets: targets, from: data.train, step: step, microStep: micro, firstSample: firstSample,
-        count: B)
+      try sampler.fill(
+        tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
+        microStep: micro, firstSample: firstSample, count: B)
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
       lossSum += model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)

@@ -95,7 +95,9 @@ func measure(_ config: Config, data: TextData, threads: Int, options: Options) -
   }
   let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
   func step(_ t: Int) {
-    sampler.fill(tokens: tokens, targets: targets, from: data.train, step: t, microStep: 0, firstSample: 0, count: B)
+    try! sampler.fill(
+      tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: t, microStep: 0,
+      firstSample: 0, count: B)
     let context = DropoutContext(probability: shape.dropout, stepKey: dropoutKey.then(t), firstGlobalSample: 0)
     model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
     // As the trainer's first micro-step: the gradients are written, not zeroed and then added to.
