@@ -25,7 +25,7 @@ import Testing
       run = RunDirectory(path: dir, origin: "test")
       try run.prepare()
       var config = Config(sourcePath: dir + "/config.json")
-      config.data.trainPath = dir + "/input.txt"
+      config.data.trainPaths = [dir + "/input.txt"]
       config.output.runDir = dir
       (config.model.nLayer, config.model.nHead, config.model.nEmbd, config.model.blockSize) = (1, 2, 8, 4)
       config.training.keepCheckpoints = keep

@@ -165,6 +165,6 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     #expect(config.schedule.minLR > config.optimizer.learningRate)
     let json = #"{"data": {"train_path": "t.txt", "dev_path": "d.txt", "train_fraction": 0.9}}"#
     let withDev = try Config.parse(json: Data(json.utf8), sourcePath: "/tmp/cfgs/x.json")
-    #expect(withDev.data.devPath == "/tmp/cfgs/d.txt")
+    #expect(withDev.data.devPaths == ["/tmp/cfgs/d.txt"])
   }
 }

@@ -98,7 +98,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       #expect(members.map(\.key) == members.map(\.key).sorted())
       keyCount += members.count
     }
-    #expect(keyCount == 8 + 11 + 4 + 12 + 4 + 1)
+    #expect(keyCount == 8 + 11 + 4 + 13 + 7 + 1)
     #expect(text.contains(#""train_path": "/tmp/cfgs/input.txt""#))
     #expect(text.contains(#""decay_steps": null"#))
     #expect(text.contains("\n  \"model\": {\n    \"block_size\": 64,"))
@@ -109,15 +109,15 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       json: Data(
         #"{"data": {"train_path": "../data/./t.txt", "dev_path": "/abs/d.txt"}, "output": {"run_dir": "r"}}"#.utf8),
       sourcePath: "/tmp/x/configs/a.json")
-    #expect(config.data.trainPath == "/tmp/x/data/t.txt")
-    #expect(config.data.devPath == "/abs/d.txt")
+    #expect(config.data.trainPaths == ["/tmp/x/data/t.txt"])
+    #expect(config.data.devPaths == ["/abs/d.txt"])
     #expect(config.output.runDir == "/tmp/x/configs/r")
   }
 
   @Test func aRelativeConfigPathIsTakenFromTheWorkingDirectory() throws {
     let config = try parseConfig(sourcePath: "configs/small.v2.json")
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
-    #expect(config.data.trainPath == cwd + "/configs/input.txt")
+    #expect(config.data.trainPaths == [cwd + "/configs/input.txt"])
     #expect(config.output.runDir == cwd + "/configs/runs/small.v2")
     #expect(config.sourcePath == "configs/small.v2.json")
   }
@@ -131,7 +131,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
 
     let config = try Config.load(path: file.path)
     #expect(config.model.nLayer == 2)
-    #expect(config.data.trainPath == dir.appendingPathComponent("input.txt").standardizedFileURL.path)
+    #expect(config.data.trainPaths == [dir.appendingPathComponent("input.txt").standardizedFileURL.path])
     #expect(config.output.runDir == dir.appendingPathComponent("runs/small").standardizedFileURL.path)
 
     let missing = dir.appendingPathComponent("nope.json").path
@@ -293,7 +293,7 @@ extension TrainingConfig {
 extension DataConfig {
   init(trainPath: String, devPath: String?, trainFraction: Double, tokenizer: TokenizerSpec) {
     self.init()
-    (self.trainPath, self.devPath, self.trainFraction, self.tokenizer) = (trainPath, devPath, trainFraction, tokenizer)
+    (self.trainPaths, self.devPaths, self.trainFraction, self.tokenizer) = ([trainPath], devPath.map { [$0] } ?? [], trainFraction, tokenizer)
   }
 }
 

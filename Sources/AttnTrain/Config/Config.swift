@@ -69,6 +69,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var maxSteps = 0
   public var seed: UInt64 = 0
   public var evalInterval = 0
+  /// nil: the whole dev split.
+  public var evalTokens: Int?
   public var logInterval = 0
   public var checkpointInterval = 0
   public var keepCheckpoints = 0
@@ -81,13 +83,27 @@ public struct TrainingConfig: Equatable, Sendable {
   public init() { ConfigSchema.training.setDefaults(&self) }
 }
 
+/// How source files hold their documents (data.format).
+public enum SourceFormat: String, CaseIterable, Sendable {
+  /// Each file is one document.
+  case text
+  /// Each line is a JSON object whose text field (data.text_field) is one document.
+  case jsonl
+}
+
 public struct DataConfig: Equatable, Sendable {
-  /// Absolute once parsed: a relative path in the file is resolved against the config's directory.
-  public var trainPath = ""
-  public var devPath: String?
-  /// Used only without devPath.
+  /// Files or glob patterns, absolute once parsed: a relative path in the file is resolved against
+  /// the config's directory.
+  public var trainPaths: [String] = []
+  /// Empty: the dev split is held out from the training sources (trainFraction).
+  public var devPaths: [String] = []
+  /// Used only without devPaths.
   public var trainFraction = 0.0
+  public var format = SourceFormat.text
+  public var textField = ""
   public var tokenizer = TokenizerSpec.char
+  /// Where prepared token shards go; nil: the run directory's data/.
+  public var preparedDirectory: String?
 
   public init() { ConfigSchema.data.setDefaults(&self) }
 }

@@ -263,6 +263,42 @@ extension ConfigField {
       setDefault: { $0[keyPath: path] = "" })
   }
 
+  /// One path or glob pattern, or a list of them; an empty list is written as null when `required` is
+  /// false (null: none) and is the "missing" state of a required key.
+  static func paths(_ key: String, _ path: WritableKeyPath<Section, [String]>, required: Bool, _ meaning: String) -> Self {
+    Self(
+      key: key, type: required ? "path or list of paths" : "path, list of paths, or null", meaning: meaning,
+      defaultText: required ? "required" : nil,
+      encode: { section in
+        let paths = section[keyPath: path]
+        if paths.isEmpty { return required ? .string("") : .null }
+        return paths.count == 1 ? .string(paths[0]) : .array(paths.map { .string($0) })
+      },
+      decode: { section, json, base in
+        switch json {
+        case .null where !required: section[keyPath: path] = []
+        case .array(let items):
+          guard !items.isEmpty else { throw FieldProblem("an empty list names no file") }
+          section[keyPath: path] = try items.map { try readPath($0, base, orNull: false) }
+        default: section[keyPath: path] = [try readPath(json, base, orNull: !required)]
+        }
+      },
+      setDefault: { $0[keyPath: path] = [] })
+  }
+
+  /// A non-empty string.
+  static func string(_ key: String, _ path: WritableKeyPath<Section, String>, default value: String, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "string", meaning: meaning,
+      encode: { .string($0[keyPath: path]) },
+      decode: { section, json, _ in
+        guard case .string(let text) = json else { throw FieldProblem("expected a string, found \(json.kindName)") }
+        guard !text.isEmpty else { throw FieldProblem("must not be empty") }
+        section[keyPath: path] = text
+      },
+      setDefault: { $0[keyPath: path] = value })
+  }
+
   static func optionalPath(_ key: String, _ path: WritableKeyPath<Section, String?>, _ meaning: String) -> Self {
     Self(
       key: key, type: "path or null", meaning: meaning,

@@ -59,7 +59,7 @@ extension Config {
       }
     }
     // An explicit "" is refused as empty above, so empty here means the key was never given.
-    guard !config.data.trainPath.isEmpty else {
+    guard !config.data.trainPaths.isEmpty else {
       throw ConfigError(
         file: file, field: "data.train_path",
         "missing; every config names its training text, e.g. \"data\": {\"train_path\": \"../data/input.txt\"} "

@@ -56,6 +56,7 @@ enum ConfigSchema {
       .int("max_steps", \.maxSteps, default: 2000, 1...Int.max, "Optimizer steps in the whole run."),
       .seed("seed", \.seed, default: 1337, "Seeds initialisation, batch order and dropout.").fixedOnResume(),
       .int("eval_interval", \.evalInterval, default: 250, 0...Int.max, "Steps between evaluations on the dev text; 0 evaluates only at the end."),
+      .optionalInt("eval_tokens", \.evalTokens, 2...Int.max, "Evaluate only the first this many tokens of the dev split (in whole windows of `block_size`), for dev sets too large to go through every time.", null: "the whole dev split."),
       .int("log_interval", \.logInterval, default: 10, 1...Int.max, "Steps between log lines."),
       .int("checkpoint_interval", \.checkpointInterval, default: 250, 0...Int.max, "Steps between checkpoints; 0 checkpoints only at the end."),
       .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk."),
@@ -69,10 +70,13 @@ enum ConfigSchema {
   // swift-format-ignore
   static var data: ConfigSection<DataConfig> {
     ConfigSection("data", fixedOnResume: true, [
-      .path("train_path", \.trainPath, defaultText: "required", "The training text."),
-      .optionalPath("dev_path", \.devPath, "A separate text for evaluation; must not be `train_path`. Without it the last part of the training text is held out."),
-      .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is held out for evaluation. Setting it together with `dev_path` is an error, since it would have no effect."),
+      .paths("train_path", \.trainPaths, required: true, "The training text: a file, a glob pattern (`*`, `?`, `[...]`), or a list of them, read in the order given (a pattern's matches sorted by name)."),
+      .paths("dev_path", \.devPaths, required: false, "A separate text for evaluation, named the same ways; must share no file with `train_path`. Without it the last part of the training text is held out (`train_fraction`)."),
+      .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is the dev split. Text files are cut at a character of all of them together (one file: nanoGPT's split), JSONL at a document. Setting it together with `dev_path` is an error, since it would have no effect."),
+      .choice("format", \.format, default: .text, "`\"text\"`: each file is one document. `\"jsonl\"`: each line is a JSON object whose `text_field` holds one document. With a BPE tokenizer, documents are separated by its `<|endoftext|>`."),
+      .string("text_field", \.textField, default: "text", "With `format` `\"jsonl\"`: the key of each line's text."),
       .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it."),
+      .optionalPath("prepared_dir", \.preparedDirectory, "Where the token shards are kept (`attn-train prepare` writes them; training and `eval` prepare them first when they are missing). `null`: the run directory's `data/`. Runs on the same data and tokenizer may share one.").fixedOnResume(false),
     ])
   }
 

@@ -88,7 +88,7 @@ extension Config {
   }
 
   private func checkData() throws {
-    guard let devPath = data.devPath else { return }
+    guard !data.devPaths.isEmpty else { return }
     // A default train_fraction cannot be told from an explicit one, so an explicit value equal to
     // the default passes; resolvedJSON() writes that default, and must read back.
     if data.trainFraction != DataConfig().trainFraction {
@@ -97,9 +97,9 @@ extension Config {
         "has no effect when data.dev_path is set, because the dev text is used for evaluation; "
           + "remove one of the two")
     }
-    if devPath == data.trainPath {
+    if let shared = data.devPaths.first(where: data.trainPaths.contains) {
       throw fail(
-        "data.dev_path", .string(devPath),
+        "data.dev_path", .string(shared),
         "is the same file as data.train_path, so evaluation would measure training loss; "
           + "leave dev_path out to hold out the end of the training text instead")
     }

@@ -1,7 +1,7 @@
 // data.tokenizer {"kind": "bpe", "vocab_size": N}: a byte-level BPE learned from the training split
-// (never the dev text) the first time a run needs it, and kept as the run directory's
-// tokenizer.json, which Hugging Face `tokenizers` loads too. Later starts read it back instead of
-// learning again; a resumed run takes the checkpoint's copy.
+// (never the dev text; the first GiB of it at most) the first time a run needs it, and kept as the
+// run directory's tokenizer.json, which Hugging Face `tokenizers` loads too. Later starts read it back
+// instead of learning again; a resumed run takes the checkpoint's copy.
 
 import AttnFormats
 import Foundation
@@ -22,9 +22,8 @@ extension Tokenizer {
       log.say("tokenizer: \(file) (byte-level BPE, \(size) ids)")
       return tokenizer
     }
-    let source = try SourceFile(config.data.trainPath, field: "data.train_path", tokenizer: .bpe)
     let clock = Stopwatch()
-    let tokenizer = Tokenizer(try BytePairEncoding.train(on: [source.trainingText(config.data)], vocabularySize: size))
+    let tokenizer = try CorpusSources(config.data, tokenizer: .bpe).makeTokenizer(config.data.tokenizer)
     try replaceFileAtomically(path: file, contents: Data(tokenizer.bytePairEncoding!.huggingFaceJSON.prettyPrinted().utf8))
     log.say(String(format: "tokenizer: learned %d ids from the training text in %.1f s, saved as %@", tokenizer.vocabSize, clock.seconds, file))
     return tokenizer
