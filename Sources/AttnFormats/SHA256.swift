@@ -84,6 +84,13 @@ public struct SHA256: Sendable {
     return String(decoding: out, as: UTF8.self)
   }
 
+  /// The 32-byte digest of `data`.
+  public static func hash(_ data: Data) -> [UInt8] {
+    var h = SHA256()
+    h.update(data)
+    return h.finalize()
+  }
+
   public static func hexDigest(of data: Data) -> String {
     var h = SHA256()
     h.update(data)

@@ -14,12 +14,13 @@ struct AttnTrainCommand: ParsableCommand {
       The config file (JSON) sets the model, optimizer, schedule, training, data and output; the
       README documents every field. Examples:
         attn-train Configs/shakespeare-char.json
+        attn-train prepare Configs/shakespeare-gpt2.json
         mpirun -np 4 attn-train Configs/shakespeare-char.json
         attn-train eval Configs/shakespeare-char.json --json
         attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
         attn-train tokenizer train Configs/shakespeare-bpe.json
       """,
-    subcommands: [Train.self, Eval.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
+    subcommands: [Train.self, Prepare.self, Eval.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
     defaultSubcommand: Train.self)
 }
 

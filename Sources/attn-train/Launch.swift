@@ -41,7 +41,7 @@ struct Launch {
 
   private init(_ options: RunOptions, communicator: Communicator) throws {
     self.communicator = communicator
-    log = RunLog(isSpeaker: communicator.rank == 0)
+    log = RunLog(isSpeaker: communicator.rank == 0, isTerminal: isatty(STDOUT_FILENO) != 0)
     var config = try Config.load(path: options.config, warn: log.warn)
     if let override = options.runDirectory {
       config.output.runDir = URL(fileURLWithPath: override).standardizedFileURL.path

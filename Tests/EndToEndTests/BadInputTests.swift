@@ -307,17 +307,18 @@ private func snapshot(_ root: URL) throws -> [String: Data] {
     expectReportedError(try Harness.attnTrain([wider, "--run-dir", run.path]), ["cannot resume", "model.n_embd"])
     #expect(try snapshot(run) == before, "after a refused resume")
 
-    // The data file, broken after training, fails the resume before anything is written.
+    // The data file, broken after training, fails the resume before anything is written: the
+    // prepared tokens no longer match it, and the message names it.
     try Data().write(to: URL(fileURLWithPath: data))
     let longer = try Harness.writeConfig(
       in: dir, name: "longer.json",
       ["data": ["train_path": data], "training": ["max_steps": 8, "checkpoint_interval": 2]])
-    expectReportedError(try Harness.attnTrain([longer, "--run-dir", run.path]), [data, "empty"])
+    expectReportedError(try Harness.attnTrain([longer, "--run-dir", run.path]), [data, "changed", "0 now"])
     #expect(try snapshot(run) == before, "after a data error")
 
     // Bad eval and sample invocations on it.
     expectUsageError(try Harness.attnTrain(["sample", config, "--tokens", "0"]), ["--tokens"])
-    expectReportedError(try Harness.attnTrain(["eval", config]), [data, "empty"])
+    expectReportedError(try Harness.attnTrain(["eval", config]), [data, "changed"])
     #expect(try snapshot(run) == before, "after failed eval and sample")
   }
 }

@@ -345,3 +345,35 @@ extension CorpusSources {
   /// A BPE learns from at most this much of the training text (the first of it).
   static let learningLimit = 1 << 30
 }
+
+// MARK: - Fingerprint
+
+extension CorpusSources {
+  /// What prepared shards were made from, cheap to recompute at every start: the files the patterns
+  /// name now with their sizes and modification times, and every setting that shapes the token
+  /// streams. Prepared data whose fingerprint differs came from other sources.
+  static func fingerprint(_ data: DataConfig, tokenizerFile: String?) throws -> JSONValue {
+    func describe(_ paths: [String]) -> JSONValue {
+      .array(paths.map { path in
+        var info = stat()
+        let ok = stat(path, &info) == 0
+        let modified = ok ? Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) : -1
+        return .object([
+          (key: "path", value: .string(path)), (key: "bytes", value: JSONValue(integer: ok ? Int(info.st_size) : -1)),
+          (key: "modified_ns", value: .integer(String(modified))),
+        ])
+      })
+    }
+    var members: [(key: String, value: JSONValue)] = [
+      (key: "train", value: describe(try expand(data.trainPaths, field: "data.train_path"))),
+      (key: "dev", value: describe(try expand(data.devPaths, field: "data.dev_path"))),
+      (key: "format", value: .string(data.format.rawValue)),
+      (key: "text_field", value: .string(data.textField)),
+      (key: "train_fraction", value: data.devPaths.isEmpty ? .number(data.trainFraction) : .null),
+    ]
+    let tokenizer = ConfigSchema.data.fields.first { $0.key == "tokenizer" }!.encode(data)
+    members.append((key: "tokenizer", value: tokenizer))
+    if let tokenizerFile { members.append((key: "tokenizer_file", value: describe([tokenizerFile]))) }
+    return .object(members)
+  }
+}

@@ -17,6 +17,11 @@ public struct RunDirectory: Sendable {
   public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
   public var checkpoints: CheckpointDirectory { CheckpointDirectory(runDirectory: path) }
   public var metricsFile: String { file("metrics.jsonl") }
+  /// Where a learned BPE is kept (data.tokenizer {"kind": "bpe", "vocab_size": N}).
+  public var learnedTokenizerFile: String { file("tokenizer.json") }
+
+  /// Where the config's prepared token shards are: data.prepared_dir, or data/ in this directory.
+  public func preparedDirectory(for config: Config) -> String { config.data.preparedDirectory ?? file("data") }
 
   /// Creates the directory if needed and proves it writable before any training time is spent.
   public func prepare() throws {

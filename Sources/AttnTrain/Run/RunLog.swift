@@ -59,10 +59,14 @@ public struct MetricsRecord: Equatable, Sendable {
 
 public final class RunLog {
   public let isSpeaker: Bool
+  /// stdout is a terminal: progress updates one line in place instead of printing a line each.
+  public let isTerminal: Bool
   private var metrics: FileHandle?
+  private var progressShown = false
 
-  public init(isSpeaker: Bool) {
+  public init(isSpeaker: Bool, isTerminal: Bool = false) {
     self.isSpeaker = isSpeaker
+    self.isTerminal = isTerminal
   }
 
   /// Starts appending to metrics.jsonl (rank 0 only).
@@ -82,8 +86,28 @@ public final class RunLog {
 
   public func say(_ line: String) {
     guard isSpeaker else { return }
+    endProgress()
     // Unbuffered: under mpirun, stdout is a pipe and buffered lines would arrive late or be lost.
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+  }
+
+  /// A progress report: on a terminal it replaces the previous one on the same line; otherwise it is
+  /// a line of its own, printed only when `final` (a piece of work done), so logs stay short.
+  public func progress(_ line: String, final: Bool) {
+    guard isSpeaker else { return }
+    if isTerminal {
+      FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
+      progressShown = true
+    } else if final {
+      FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+  }
+
+  /// Ends a progress line on a terminal, so the next output starts on a line of its own.
+  public func endProgress() {
+    guard progressShown else { return }
+    progressShown = false
+    FileHandle.standardOutput.write(Data("\n".utf8))
   }
 
   /// Information that must not mix with a command's results on stdout.

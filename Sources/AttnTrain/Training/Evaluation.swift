@@ -30,11 +30,13 @@ public final class Evaluator {
   private let bytesPerToken: [Int32]
   private let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
 
-  public init(model: GPT, dev: TokenStream, bytesPerToken: [Int32]) {
+  /// `maxTokens` (training.eval_tokens): evaluate only the windows within the first this many
+  /// tokens; nil evaluates the whole split.
+  public init(model: GPT, dev: TokenStream, bytesPerToken: [Int32], maxTokens: Int? = nil) {
     self.model = model
     self.bytesPerToken = bytesPerToken
     let T = model.shape.blockSize
-    windows = DevWindows(tokenCount: dev.count, sequenceLength: T)
+    windows = DevWindows(tokenCount: min(dev.count, maxTokens ?? Int.max), sequenceLength: T)
     stream = dev
     tokens = .allocate(capacity: model.maxBatch * T)
     targets = .allocate(capacity: model.maxBatch * T)
@@ -74,16 +76,20 @@ public struct CheckpointEvaluation {
   public let checkpoint: LoadedCheckpoint
   public let result: EvaluationResult
 
-  /// Loads the checkpoint (see CheckpointedModel), reads the dev data with the checkpoint's
-  /// tokenizer, and evaluates it over the whole dev split on every rank of `communicator`.
+  /// Loads the checkpoint (see CheckpointedModel), opens the prepared data (preparing it with the
+  /// checkpoint's tokenizer when missing), and evaluates the dev split (training.eval_tokens of it)
+  /// on every rank of `communicator`.
   public init(config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, checkpointName: String?) throws {
     let plan = BatchPlan.evaluation(config, ranks: communicator.size)
     let loaded = try CheckpointedModel(
       config: config, run: run, log: log, checkpointName: checkpointName, maxBatch: plan.sequencesPerRank)
-    let data = try TextData.load(config, vocabulary: loaded.checkpoint.tokenizer)
+    let data = try PreparedData.open(
+      config, directory: run.preparedDirectory(for: config), tokenizer: loaded.checkpoint.tokenizer,
+      learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
     checkpoint = loaded.checkpoint
-    result = try Evaluator(model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken())
-      .evaluate(communicator)
+    result = try Evaluator(
+      model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens
+    ).evaluate(communicator)
   }
 
   /// One object with every figure, keys sorted.

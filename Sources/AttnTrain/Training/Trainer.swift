@@ -50,7 +50,8 @@ public final class Trainer {
     optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
     schedule = config.learningRateSchedule
     sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
-    evaluator = Evaluator(model: model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken())
+    evaluator = Evaluator(
+      model: model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: training.evalTokens)
     writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints, faults: faults)
     dataParallel = ShardedDataParallel(
       communicator: communicator, gradients: model.gradients, layout: model.layout,

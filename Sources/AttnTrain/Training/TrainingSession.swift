@@ -1,5 +1,6 @@
 // A training run from start to finish, on every rank alike: check the batch plan, decide where to
-// start (rank 0, ResumePolicy) and tell the others, settle the tokenizer, read the data, save the resolved config and
+// start (rank 0, ResumePolicy) and tell the others, open the prepared token shards (preparing them
+// when missing), save the resolved config and
 // vocabulary, build the trainer, train, and report memory against the plan. The command line only
 // parses and calls this, so everything a run does before and after its steps is testable in-process.
 
@@ -35,13 +36,11 @@ public final class TrainingSession {
     let plan = try BatchPlan(config, ranks: communicator.size)
     let checkpoint: LoadedCheckpoint? =
       communicator.rank == 0 ? try ResumePolicy(config: config, run: run, log: log).chooseCheckpoint(start) : nil
-    // The checkpoint's vocabulary keeps a resumed run's ids; a learned BPE is learned once. Rank 0
-    // alone has read or made either, and the others receive it.
-    let known = communicator.rank == 0
-      ? try checkpoint?.tokenizer ?? Tokenizer.learned(for: config, file: run.file("tokenizer.json"), log: log) : nil
-    let vocabulary = try communicator.broadcast(known?.vocabularyJSON() ?? "", root: 0)
-    let tokenizer = vocabulary.isEmpty ? nil : try Tokenizer(vocabularyJSON: vocabulary, source: "checkpoint vocab.json")
-    let data = try TextData.load(config, vocabulary: tokenizer)
+    // The token shards, prepared first when they are missing; a resumed run's must be in the
+    // checkpoint's tokenizer (rank 0 has read it and checks).
+    let data = try PreparedData.open(
+      config, directory: run.preparedDirectory(for: config), tokenizer: checkpoint?.tokenizer,
+      learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
 
     log.say("config \(config.sourcePath), resolved:\n\(config.resolvedJSON())")
     if communicator.rank == 0 {
