@@ -104,6 +104,8 @@ public struct DataConfig: Equatable, Sendable {
   public var tokenizer = TokenizerSpec.char
   /// Where prepared token shards go; nil: the run directory's data/.
   public var preparedDirectory: String?
+  /// Source text per token shard, in MiB.
+  public var shardMB = 0.0
 
   public init() { ConfigSchema.data.setDefaults(&self) }
 }

@@ -77,6 +77,7 @@ enum ConfigSchema {
       .string("text_field", \.textField, default: "text", "With `format` `\"jsonl\"`: the key of each line's text."),
       .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it."),
       .optionalPath("prepared_dir", \.preparedDirectory, "Where the token shards are kept (`attn-train prepare` writes them; training and `eval` prepare them first when they are missing). `null`: the run directory's `data/`. Runs on the same data and tokenizer may share one.").fixedOnResume(false),
+      .double("shard_mb", \.shardMB, default: 256, .positive, "MiB of source text per token shard (a shard is encoded by one rank; smaller shards spread preparation over more ranks)."),
     ])
   }
 

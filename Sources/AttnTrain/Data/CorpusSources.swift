@@ -41,12 +41,17 @@ final class CorpusSources: @unchecked Sendable {
   let format: SourceFormat
   let textField: String
   let units: [SourceUnit]
-  /// Largest unit of a text file, in bytes; JSONL units hold whole lines up to about this much.
-  static let unitBytes = 16 << 20
+  /// Bytes of source text per shard (data.shard_mb).
+  static func shardBytes(_ data: DataConfig) -> Int { max(1, Int(data.shardMB * 1_048_576)) }
+
+  /// The largest unit of a text file, in bytes (JSONL units hold whole lines up to about this much):
+  /// 16 MiB, or a quarter of a shard when shards are smaller.
+  static func unitBytes(_ data: DataConfig) -> Int { min(16 << 20, max(4096, shardBytes(data) / 4)) }
 
   /// Expands the config's patterns, maps and checks every file (UTF-8 unless the byte tokenizer
   /// reads it), and cuts both splits into units.
-  init(_ data: DataConfig, tokenizer: TokenizerKind, unitBytes: Int = CorpusSources.unitBytes) throws {
+  init(_ data: DataConfig, tokenizer: TokenizerKind) throws {
+    let unitBytes = Self.unitBytes(data)
     format = data.format
     textField = data.textField
     let trainFiles = try Self.expand(data.trainPaths, field: "data.train_path")
@@ -370,6 +375,7 @@ extension CorpusSources {
       (key: "format", value: .string(data.format.rawValue)),
       (key: "text_field", value: .string(data.textField)),
       (key: "train_fraction", value: data.devPaths.isEmpty ? .number(data.trainFraction) : .null),
+      (key: "shard_mb", value: .number(data.shardMB)),
     ]
     let tokenizer = ConfigSchema.data.fields.first { $0.key == "tokenizer" }!.encode(data)
     members.append((key: "tokenizer", value: tokenizer))

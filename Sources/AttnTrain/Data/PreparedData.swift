@@ -7,7 +7,7 @@
 //   vocab.json                       the tokenizer the ids are in
 //   train-000000.tokens, ...         token shards (AttnFormats/TokenShards/TokenShard.swift)
 //   dev-000000.tokens, ...
-// Shards hold consecutive units of about 256 MiB of source text each; shard s is encoded by rank
+// Shards hold consecutive units of about data.shard_mb (256 MiB) of source text each; shard s is encoded by rank
 // s mod N, so the shards are byte-identical for any rank and thread count. A shard is written under a
 // temporary name and renamed; without a manifest nothing is used, and preparing starts over. Data
 // prepared from other sources or settings, or with another tokenizer, is refused, never overwritten.
@@ -20,15 +20,13 @@ import Foundation
 public enum PreparedData {
   public static let manifestFile = "manifest.json"
   public static let vocabularyFile = "vocab.json"
-  /// Source bytes per shard.
-  public static let shardBytes = 256 << 20
 
   /// The prepared data of `config` in `directory`, preparing it first when it is missing (every rank
   /// takes part). `tokenizer`: the tokenizer the ids must be in (a checkpoint's, on rank 0), or nil
   /// to take the prepared one, or make one. `learnedTokenizerFile`: where a learned BPE is kept.
   public static func open(
     _ config: Config, directory: String, tokenizer known: Tokenizer?, learnedTokenizerFile: String,
-    communicator: Communicator, log: RunLog, shardBytes: Int = PreparedData.shardBytes
+    communicator: Communicator, log: RunLog
   ) throws -> TextData {
     var missing: UInt8 = 0
     if communicator.rank == 0 {
@@ -38,7 +36,7 @@ public enum PreparedData {
     if missing == 1 {
       try prepare(
         config, directory: directory, tokenizer: known, learnedTokenizerFile: learnedTokenizerFile, communicator: communicator,
-        log: log, shardBytes: shardBytes)
+        log: log)
     }
     return try read(config, directory: directory)
   }
@@ -120,7 +118,7 @@ public enum PreparedData {
   /// Tokenizes both splits into shards in `directory`; every rank encodes its share of the shards.
   public static func prepare(
     _ config: Config, directory: String, tokenizer known: Tokenizer?, learnedTokenizerFile: String,
-    communicator: Communicator, log: RunLog, shardBytes: Int = PreparedData.shardBytes
+    communicator: Communicator, log: RunLog
   ) throws {
     let clock = Stopwatch()
     // Rank 0 settles the tokenizer (a char vocabulary is read from all the text) and clears what an
@@ -138,7 +136,7 @@ public enum PreparedData {
     let tokenizer = try Tokenizer(vocabularyJSON: vocabulary, source: "the prepared tokenizer")
     try TextData.check(tokenizer, against: config)
     let sources = try CorpusSources(config.data, tokenizer: tokenizer.kind)
-    let shards = plan(sources.units, shardBytes: shardBytes)
+    let shards = plan(sources.units, shardBytes: CorpusSources.shardBytes(config.data))
     let width = TokenShardFormat.width(vocabularySize: tokenizer.vocabSize)
     let digest = SHA256.hash(Data(vocabulary.utf8))
     let mine = shards.indices.filter { $0 % communicator.size == communicator.rank }
@@ -167,27 +165,44 @@ public enum PreparedData {
     }
     try communicator.barrier()
     if communicator.rank == 0 {
-      try writeFileDurably(path: (directory as NSString).appendingPathComponent(vocabularyFile), contents: Data(vocabulary.utf8))
-      var splits: [(key: String, value: JSONValue)] = []
-      for split in [Split.train, .dev] {
-        let entries = try shards.filter { $0.split == split }.map { shard -> JSONValue in
-          let mapped = try MappedTokenShard(path: (directory as NSString).appendingPathComponent(shard.name))
-          return .object([(key: "file", value: .string(shard.name)), (key: "tokens", value: JSONValue(integer: mapped.count))])
-        }
-        splits.append((key: split.rawValue, value: .array(entries)))
-      }
-      let manifest: JSONValue = .object(
-        [
-          (key: "format_version", value: JSONValue(integer: 1)),
-          (key: "sources", value: try CorpusSources.fingerprint(config.data, tokenizerFile: tokenizerFile(config, learnedTokenizerFile))),
-          (key: "tokenizer_sha256", value: .string(SHA256.hex(digest))),
-          (key: "vocab_size", value: JSONValue(integer: tokenizer.vocabSize)), (key: "token_width", value: JSONValue(integer: width)),
-        ] + splits)
-      try replaceFileAtomically(
-        path: (directory as NSString).appendingPathComponent(manifestFile), contents: Data(manifest.prettyPrinted().utf8))
+      try writeManifest(config, directory: directory, vocabulary: vocabulary, learnedTokenizerFile: learnedTokenizerFile)
       log.say(String(format: "prepare: done in %.1f s", clock.seconds))
     }
     try communicator.barrier()
+  }
+
+  /// Makes the shards in `directory` prepared data of `config`: writes `vocabulary` (the
+  /// tokenizer's vocab.json) and, last, the manifest listing every train-*.tokens and dev-*.tokens
+  /// file in name order with its token count. Shards written by other tools (or synthetic ones) can
+  /// be indexed this way; each must carry the tokenizer's SHA-256.
+  public static func writeManifest(_ config: Config, directory: String, vocabulary: String, learnedTokenizerFile: String)
+    throws
+  {
+    let digest = SHA256.hash(Data(vocabulary.utf8))
+    let tokenizer = try Tokenizer(vocabularyJSON: vocabulary, source: "the prepared tokenizer")
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".tokens") }.sorted()
+    var splits: [(key: String, value: JSONValue)] = []
+    for split in [Split.train, .dev] {
+      let entries = try names.filter { $0.hasPrefix(split.rawValue + "-") }.map { name -> JSONValue in
+        let mapped = try MappedTokenShard(path: (directory as NSString).appendingPathComponent(name))
+        guard mapped.tokenizerSHA256 == digest else {
+          throw InputError(file: mapped.path, problem: "was made with another tokenizer than the one being recorded")
+        }
+        return .object([(key: "file", value: .string(name)), (key: "tokens", value: JSONValue(integer: mapped.count))])
+      }
+      splits.append((key: split.rawValue, value: .array(entries)))
+    }
+    try writeFileDurably(path: (directory as NSString).appendingPathComponent(vocabularyFile), contents: Data(vocabulary.utf8))
+    let manifest: JSONValue = .object(
+      [
+        (key: "format_version", value: JSONValue(integer: 1)),
+        (key: "sources", value: try CorpusSources.fingerprint(config.data, tokenizerFile: tokenizerFile(config, learnedTokenizerFile))),
+        (key: "tokenizer_sha256", value: .string(SHA256.hex(digest))),
+        (key: "vocab_size", value: JSONValue(integer: tokenizer.vocabSize)),
+        (key: "token_width", value: JSONValue(integer: TokenShardFormat.width(vocabularySize: tokenizer.vocabSize))),
+      ] + splits)
+    try replaceFileAtomically(
+      path: (directory as NSString).appendingPathComponent(manifestFile), contents: Data(manifest.prettyPrinted().utf8))
   }
 
   /// One shard to write: a split's consecutive units of about `shardBytes` of source text.

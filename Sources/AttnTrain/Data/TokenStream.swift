@@ -1,5 +1,6 @@
 // A split's token ids as one stream, however they are stored: in memory, or as memory-mapped
-// shards read in place (a corpus larger than memory). Copies may span shards. Every id copied out is
+// shards read in place (a corpus larger than memory), each window's pages given back once copied.
+// Copies may span shards. Every id copied out is
 // checked against the vocabulary, so a damaged shard stops the run with its name instead of
 // indexing past the embedding table.
 
@@ -13,6 +14,8 @@ public final class TokenStream: @unchecked Sendable {
     let base: UnsafeRawPointer
     let width: Int
     let name: String
+    /// The mapped shard, whose pages a copy gives back (nil in memory).
+    let shard: MappedTokenShard?
   }
 
   public let count: Int
@@ -28,7 +31,9 @@ public final class TokenStream: @unchecked Sendable {
     ownedIDs = copy
     owners = []
     count = ids.count
-    segments = [Segment(start: 0, count: ids.count, base: UnsafeRawPointer(copy.baseAddress!), width: 4, name: name)]
+    segments = [
+      Segment(start: 0, count: ids.count, base: UnsafeRawPointer(copy.baseAddress!), width: 4, name: name, shard: nil)
+    ]
   }
 
   /// The shards' ids, in order.
@@ -36,7 +41,8 @@ public final class TokenStream: @unchecked Sendable {
     var start = 0
     var segments: [Segment] = []
     for shard in shards where shard.count > 0 {
-      segments.append(Segment(start: start, count: shard.count, base: shard.ids, width: shard.width, name: shard.path))
+      segments.append(
+        Segment(start: start, count: shard.count, base: shard.ids, width: shard.width, name: shard.path, shard: shard))
       start += shard.count
     }
     self.segments = segments
@@ -73,6 +79,7 @@ public final class TokenStream: @unchecked Sendable {
           largest = max(largest, UInt32(id))
         }
       }
+      segment.shard?.release(offset..<(offset + take))
       if largest >= UInt32(vocabularySize) {
         let bad = (0..<take).first { out[$0] < 0 || out[$0] >= vocabularySize }!
         throw TokenStreamError(
