@@ -31,8 +31,7 @@ public struct BatchSampler: Sendable {
     let T = sequenceLength
     for b in 0..<count {
       let s = start(step: step, microStep: microStep, globalSample: firstSample + b)
-      try stream.copy(s, T, into: tokens + b * T, vocabularySize: vocabularySize)
-      try stream.copy(s + 1, T, into: targets + b * T, vocabularySize: vocabularySize)
+      try stream.copyWindow(s, T, inputs: tokens + b * T, targets: targets + b * T, vocabularySize: vocabularySize)
     }
   }
 }

@@ -23,8 +23,7 @@ public struct DevWindows: Sendable {
   ) throws {
     let T = sequenceLength
     for (b, k) in windows.enumerated() {
-      try stream.copy(k * T, T, into: tokens + b * T, vocabularySize: vocabularySize)
-      try stream.copy(k * T + 1, T, into: targets + b * T, vocabularySize: vocabularySize)
+      try stream.copyWindow(k * T, T, inputs: tokens + b * T, targets: targets + b * T, vocabularySize: vocabularySize)
     }
   }
 }

@@ -55,7 +55,9 @@ public final class TokenStream: @unchecked Sendable {
 
   /// ids[position ..< position + n] into `destination` as Int32, each checked to be below
   /// `vocabularySize`. Allocates nothing (the training step calls it).
-  public func copy(_ position: Int, _ n: Int, into destination: UnsafeMutablePointer<Int32>, vocabularySize: Int) throws {
+  public func copy(
+    _ position: Int, _ n: Int, into destination: UnsafeMutablePointer<Int32>, vocabularySize: Int, release: Bool = true
+  ) throws {
     precondition(position >= 0 && n >= 0 && position + n <= count, "copy \(position)..<\(position + n) of \(count) ids")
     var done = 0
     var s = segmentIndex(containing: position)
@@ -79,7 +81,7 @@ public final class TokenStream: @unchecked Sendable {
           largest = max(largest, UInt32(id))
         }
       }
-      segment.shard?.release(offset..<(offset + take))
+      if release { segment.shard?.release(offset..<(offset + take)) }
       if largest >= UInt32(vocabularySize) {
         let bad = (0..<take).first { out[$0] < 0 || out[$0] >= vocabularySize }!
         throw TokenStreamError(
@@ -88,6 +90,28 @@ public final class TokenStream: @unchecked Sendable {
       done += take
       s += 1
     }
+  }
+
+  /// A training window in one pass: ids[position ..< position + n] into `inputs` and the next n
+  /// (shifted by one) into `targets`, each checked against `vocabularySize`. One read of the window,
+  /// and one release of its pages, instead of two copies.
+  public func copyWindow(
+    _ position: Int, _ n: Int, inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
+    vocabularySize: Int
+  ) throws {
+    precondition(n >= 1 && position >= 0 && position + n + 1 <= count, "window \(position)..<\(position + n + 1) of \(count) ids")
+    let segment = segments[segmentIndex(containing: position)]
+    guard position + n + 1 <= segment.start + segment.count else {
+      // Across a shard boundary: the general copy, twice.
+      try copy(position, n, into: inputs, vocabularySize: vocabularySize)
+      try copy(position + 1, n, into: targets, vocabularySize: vocabularySize)
+      return
+    }
+    let offset = position - segment.start
+    try copy(position, n, into: inputs, vocabularySize: vocabularySize, release: false)
+    targets.update(from: inputs + 1, count: n - 1)
+    try copy(position + n, 1, into: targets + n - 1, vocabularySize: vocabularySize, release: false)
+    segment.shard?.release(offset..<(offset + n + 1))
   }
 
   /// Every id, in memory: for tests and small splits.

@@ -192,6 +192,43 @@ if CommandLine.arguments.count >= 4, ["--tokenize", "--learn-bpe", "--export-tok
   exit(0)
 }
 
+/// `attn-bench --data-loading CONFIG`: a training step's batch read from prepared, memory-mapped
+/// shards (prepared first into a temporary directory) against the step itself, on one thread.
+if CommandLine.arguments.count >= 3, CommandLine.arguments[1] == "--data-loading" {
+  do {
+    ComputeThreads.set(1)
+    let config = try Config.load(path: CommandLine.arguments[2])
+    let directory = NSTemporaryDirectory() + "attn-bench-data-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let data = try PreparedData.open(
+      config, directory: directory + "/data", tokenizer: nil, learnedTokenizerFile: directory + "/tokenizer.json",
+      communicator: SingleProcessCommunicator(), log: RunLog(isSpeaker: false))
+    let B = config.training.batchSize
+    let T = config.model.blockSize
+    let sampler = BatchSampler(seed: config.training.seed, sequenceLength: T, tokenCount: data.train.count)
+    let tokens = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
+    let targets = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
+    var best = Double.infinity
+    for round in 0..<5 {
+      let start = Profiler.now()
+      for step in 0..<1000 {
+        try sampler.fill(
+          tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize,
+          step: round * 1000 + step, microStep: 0, firstSample: 0, count: B)
+      }
+      best = min(best, (Profiler.now() - start) / 1000)
+    }
+    let step = measure(config, data: data, threads: 1, options: Options(seconds: 3, warmup: 2, threads: [1], profile: false, allreduce: false, configs: []))
+    print("| config | batch read from shards, µs | training step, ms | share of the step |")
+    print("|---|--:|--:|--:|")
+    print(String(format: "| %@ | %.1f | %.2f | %.2f%% |", URL(fileURLWithPath: CommandLine.arguments[2]).lastPathComponent, best * 1e6, step.millisecondsPerStep, 100 * best * 1000 / step.millisecondsPerStep))
+  } catch {
+    FileHandle.standardError.write(Data("attn-bench: \(error)\n".utf8))
+    exit(1)
+  }
+  exit(0)
+}
+
 let options = parseOptions()
 if options.allreduce {
   // Lines "swift COUNT BEST MEDIAN" and "swift-buckets COUNT BEST MEDIAN" (ms), read by
