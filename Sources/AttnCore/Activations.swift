@@ -24,9 +24,12 @@ final class Activations {
   let lnf: FloatBuffer  // (B, T, C)
   let lnfMean: FloatBuffer  // (B, T)
   let lnfRstd: FloatBuffer  // (B, T)
-  let logits: FloatBuffer  // (B, T, V); backward overwrites it with d(logits)
-  let lse: FloatBuffer  // (B, T) log-sum-exp of each row of logits
-  let losses: FloatBuffer  // (B, T) per-token cross-entropy
+  let logits: FloatBuffer  // (B, T, V), a classifier's (B, K); backward overwrites it with d(logits)
+  let lse: FloatBuffer  // (B, T), a classifier's (B): log-sum-exp of each row of logits
+  let losses: FloatBuffer  // (B, T) per-token cross-entropy, a classifier's (B) per sequence
+  let pooled: FloatBuffer  // (B, C) a classifier's pooled lnf; empty for a language model
+  let hiddenSlope: FloatBuffer  // (B, H) the hidden layer's input, then GELU's slope there (H: hidden width)
+  let hidden: FloatBuffer  // (B, H) the hidden layer's output, after dropout
   let scratch: FloatBuffer  // (threads, attentionScratchPerThread) per-thread attention workspace
   /// Each linear layer's weight, packed for its products in turn (forward and backward share it):
   /// (the largest of weightPanelFloats over the five linear shapes).
@@ -54,17 +57,25 @@ final class Activations {
     lnf = FloatBuffer(count: BT * C)
     lnfMean = FloatBuffer(count: BT)
     lnfRstd = FloatBuffer(count: BT)
-    logits = FloatBuffer(count: BT * V)
-    lse = FloatBuffer(count: BT)
-    losses = FloatBuffer(count: BT)
+    let head = shape.classifier
+    let (K, H) = (head?.classes ?? 0, head?.hidden ?? 0)
+    let outputRows = head == nil ? BT : B
+    logits = FloatBuffer(count: outputRows * (head == nil ? V : K))
+    lse = FloatBuffer(count: outputRows)
+    losses = FloatBuffer(count: outputRows)
+    pooled = FloatBuffer(count: head == nil ? 0 : B * C)
+    hiddenSlope = FloatBuffer(count: B * H)
+    hidden = FloatBuffer(count: B * H)
     scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
-    let linearShapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C), (V, C)]
+    let output = head == nil ? [(V, C)] : H > 0 ? [(H, C), (K, H)] : [(K, C)]
+    let linearShapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C)] + output
     weightPanels = FloatBuffer(count: linearShapes.compactMap { weightPanelFloats(outputs: $0, inputs: $1) }.max() ?? 0)
   }
 
   var floatCount: Int {
     [encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu,
-     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, scratch, weightPanels].reduce(0) { $0 + $1.count }
+     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, pooled, hiddenSlope, hidden, scratch, weightPanels]
+      .reduce(0) { $0 + $1.count }
   }
 
   /// Block l's slice of each per-layer buffer, for a batch laid out with B sequences.
@@ -97,9 +108,13 @@ final class ActivationGradients {
   let dqkv: FloatBuffer  // (B, T, 3C)
   let dfch: FloatBuffer  // (B, T, 4C)
   let scratch: FloatBuffer  // (threads, attentionScratchPerThread)
+  let dpooled: FloatBuffer  // (B, C) a classifier's d(pooled)
+  let dhidden: FloatBuffer  // (B, H) d(hidden), then d(hidden layer's input)
 
   init(_ shape: ModelShape, _ B: Int, threads: Int) {
     let (T, C) = (shape.blockSize, shape.channels)
+    dpooled = FloatBuffer(count: shape.classifier == nil ? 0 : B * C)
+    dhidden = FloatBuffer(count: B * (shape.classifier?.hidden ?? 0))
     let BT = B * T
     residual = FloatBuffer(count: BT * C)
     branch = FloatBuffer(count: BT * C)
@@ -110,5 +125,7 @@ final class ActivationGradients {
     scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
   }
 
-  var floatCount: Int { [residual, branch, dln, datty, dqkv, dfch, scratch].reduce(0) { $0 + $1.count } }
+  var floatCount: Int {
+    [residual, branch, dln, datty, dqkv, dfch, scratch, dpooled, dhidden].reduce(0) { $0 + $1.count }
+  }
 }

@@ -82,21 +82,73 @@ public final class GPT {
 
   // MARK: - Forward
 
-  /// Runs the model on tokens[B, T]. With targets, returns the SUM of the B*T token losses
-  /// (callers average over however many tokens they combine); without, returns 0 and only the
-  /// logits are meaningful.
+  /// Runs the language model on tokens[B, T]. With targets, returns the SUM of the B*T token
+  /// losses (callers average over however many tokens they combine); without, returns 0 and only
+  /// the logits are meaningful.
   @discardableResult
   public func forward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, B: Int, T: Int,
     dropout: DropoutContext = .off
   ) -> Double {
+    precondition(shape.task == .languageModel, "forward(tokens:targets:) runs a language model; classify a classifier")
+    forwardBody(tokens: tokens, lengths: nil, B: B, T: T, dropout: dropout)
+    let (C, V) = (shape.channels, shape.vocabSize)
+    let BT = B * T
+    let a = acts
+    let panels = a.weightPanels.pointer
+    Profiler.measure(.lossHead) {
+      matmulForward(a.logits.pointer, a.lnf.pointer, parameters.pointer + offsets.output!, nil, BT, C, V, pool, panels: panels)
+    }
+    guard let targets else { return 0 }
+    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
+    var total = 0.0
+    for i in 0..<BT { total += Double(a.losses.pointer[i]) }
+    return total
+  }
+
+  /// Runs the classifier on tokens[B, T], of which sequence b's first lengths[b] are real (the rest
+  /// padding, never read). With labels[B], returns the SUM of the B sequence losses; without, 0, and
+  /// only the class logits are meaningful.
+  @discardableResult
+  public func classify(
+    tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>, labels: UnsafePointer<Int32>?, B: Int, T: Int,
+    dropout: DropoutContext = .off
+  ) -> Double {
+    guard let head = shape.classifier else { preconditionFailure("classify runs a classifier; forward a language model") }
+    forwardBody(tokens: tokens, lengths: lengths, B: B, T: T, dropout: dropout)
+    let (C, K, H) = (shape.channels, head.classes, head.hidden)
+    let p = parameters.pointer
+    let a = acts
+    let o = offsets
+    let panels = a.weightPanels.pointer
+    Profiler.measure(.pooling) { poolingForward(a.pooled.pointer, a.lnf.pointer, lengths: lengths, head.pooling, B, T, C) }
+    Profiler.measure(.lossHead) {
+      if H > 0 {
+        matmulForward(a.hiddenSlope.pointer, a.pooled.pointer, p + o.hiddenWeight!, p + o.hiddenBias!, B, C, H, pool, panels: panels)
+        geluForward(a.hidden.pointer, slope: a.hiddenSlope.pointer, a.hiddenSlope.pointer, B * H, pool)
+        dropoutInPlace(a.hidden.pointer, B, H, dropout, layer: shape.layers, site: .classifierHidden)
+      }
+      let features = H > 0 ? a.hidden.pointer : a.pooled.pointer
+      matmulForward(a.logits.pointer, features, p + o.classWeight!, p + o.classBias!, B, H > 0 ? H : C, K, pool, panels: panels)
+    }
+    guard let labels else { return 0 }
+    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, labels, B, K, pool)
+    var total = 0.0
+    for i in 0..<B { total += Double(a.losses.pointer[i]) }
+    return total
+  }
+
+  /// Embeddings, the blocks and the final LayerNorm, up to lnf[B, T, C]. `lengths` (a classifier's)
+  /// masks the padding out of bidirectional attention; causal attention never sees it.
+  private func forwardBody(tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>?, B: Int, T: Int, dropout: DropoutContext) {
     precondition(B >= 1 && B <= maxBatch && T >= 1 && T <= shape.blockSize, "batch exceeds the plan")
-    let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
+    let (C, NH, L) = (shape.channels, shape.heads, shape.layers)
     let BT = B * T
     let p = parameters.pointer
     let a = acts
     let o = offsets
     let panels = a.weightPanels.pointer
+    let bidirectional = shape.classifier?.attention == .bidirectional
 
     let positions: UnsafePointer<Float>? =
       switch shape.positionEncoding {
@@ -119,7 +171,11 @@ public final class GPT {
         }
       }
       Profiler.measure(.attention) {
-        attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
+        if bidirectional {
+          bidirectionalAttentionForward(s.atty, s.att, s.qkv, lengths: lengths!, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
+        } else {
+          attentionForward(s.atty, s.att, s.qkv, a.scratch.pointer, dropout, layer: l, B, T, C, NH, pool)
+        }
       }
       branchIntoResidual(
         s.res2, residual, s.attproj, s.atty, w.projw, w.projb, inputs: C, dropout, layer: l, site: .attentionOutput,
@@ -137,12 +193,6 @@ public final class GPT {
       layerNormForward(
         a.lnf.pointer, a.lnfMean.pointer, a.lnfRstd.pointer, last, p + o.lnfw, p + o.lnfb, BT, C, pool)
     }
-    Profiler.measure(.lossHead) { matmulForward(a.logits.pointer, a.lnf.pointer, p + o.output, nil, BT, C, V, pool, panels: panels) }
-    guard let targets else { return 0 }
-    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
-    var total = 0.0
-    for i in 0..<BT { total += Double(a.losses.pointer[i]) }
-    return total
   }
 
   /// out = residual + dropout(input @ weight^T + bias): a block's projection back into the residual
@@ -165,7 +215,8 @@ public final class GPT {
     Profiler.measure(.residual) { residualForward(out, residual, branch, B * T * C, pool) }
   }
 
-  /// Logits [B, T, V] of the last forward; overwritten by backward.
+  /// Logits of the last forward: [B, T, V] for a language model, [B, classes] for a classifier;
+  /// overwritten by backward.
   public var logits: UnsafePointer<Float> { UnsafePointer(acts.logits.pointer) }
   /// Per-token losses [B, T] of the last forward with targets.
   public var tokenLosses: UnsafePointer<Float> { UnsafePointer(acts.losses.pointer) }
@@ -187,6 +238,69 @@ public final class GPT {
     lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
     gradientsReady: (Range<Int>) -> Void = { _ in }
   ) {
+    let (C, V) = (shape.channels, shape.vocabSize)
+    let BT = B * T
+    let a = acts
+    let output = offsets.output!
+    let dlogits = a.logits.pointer
+    Profiler.measure(.crossEntropy, backward: true) {
+      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
+    }
+    Profiler.measure(.lossHead, backward: true) {
+      matmulBackward(
+        grads.dln.pointer, gradients.pointer + output, nil, dlogits, a.lnf.pointer, parameters.pointer + output, BT, C, V,
+        pool, panels: a.weightPanels.pointer, accumulate: accumulate)
+    }
+    backwardBody(tokens: tokens, lengths: nil, B: B, T: T, dropout: dropout, accumulate: accumulate, gradientsReady: gradientsReady)
+  }
+
+  /// The classifier's backward: as `backward`, for `lossScale * (sum of sequence losses)` of the
+  /// preceding classify, which must have had labels and the same tokens, lengths, B, T and dropout.
+  public func backwardClassifier(
+    tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>, labels: UnsafePointer<Int32>, B: Int, T: Int,
+    lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
+    gradientsReady: (Range<Int>) -> Void = { _ in }
+  ) {
+    guard let head = shape.classifier else { preconditionFailure("backwardClassifier runs a classifier") }
+    let (C, K, H) = (shape.channels, head.classes, head.hidden)
+    let p = parameters.pointer
+    let g = gradients.pointer
+    let a = acts
+    let d = grads
+    let o = offsets
+    let panels = a.weightPanels.pointer
+    let dlogits = a.logits.pointer
+    Profiler.measure(.crossEntropy, backward: true) {
+      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, labels, scale: lossScale, B, K, pool)
+    }
+    Profiler.measure(.lossHead, backward: true) {
+      if H > 0 {
+        // hidden = dropout(gelu(pre)): the gradient goes back through dropout's mask, then GELU's slope.
+        matmulBackward(
+          d.dhidden.pointer, g + o.classWeight!, g + o.classBias!, dlogits, a.hidden.pointer, p + o.classWeight!, B, H, K,
+          pool, panels: panels, accumulate: accumulate)
+        dropoutInPlace(d.dhidden.pointer, B, H, dropout, layer: shape.layers, site: .classifierHidden)
+        geluBackward(d.dhidden.pointer, slope: a.hiddenSlope.pointer, d.dhidden.pointer, B * H, pool)
+        matmulBackward(
+          d.dpooled.pointer, g + o.hiddenWeight!, g + o.hiddenBias!, d.dhidden.pointer, a.pooled.pointer,
+          p + o.hiddenWeight!, B, C, H, pool, panels: panels, accumulate: accumulate)
+      } else {
+        matmulBackward(
+          d.dpooled.pointer, g + o.classWeight!, g + o.classBias!, dlogits, a.pooled.pointer, p + o.classWeight!, B, C, K,
+          pool, panels: panels, accumulate: accumulate)
+      }
+    }
+    Profiler.measure(.pooling, backward: true) {
+      poolingBackward(d.dln.pointer, d.dpooled.pointer, lengths: lengths, head.pooling, B, T, C)
+    }
+    backwardBody(tokens: tokens, lengths: lengths, B: B, T: T, dropout: dropout, accumulate: accumulate, gradientsReady: gradientsReady)
+  }
+
+  /// From d(lnf) in grads.dln down to the embeddings.
+  private func backwardBody(
+    tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>?, B: Int, T: Int, dropout: DropoutContext,
+    accumulate: Bool, gradientsReady: (Range<Int>) -> Void
+  ) {
     let (C, NH, V, L) = (shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
     let p = parameters.pointer
@@ -195,16 +309,7 @@ public final class GPT {
     let d = grads
     let panels = a.weightPanels.pointer
     let o = offsets
-
-    let dlogits = a.logits.pointer
-    Profiler.measure(.crossEntropy, backward: true) {
-      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
-    }
-    Profiler.measure(.lossHead, backward: true) {
-      matmulBackward(
-        d.dln.pointer, g + o.output, nil, dlogits, a.lnf.pointer, p + o.output, BT, C, V, pool, panels: panels,
-        accumulate: accumulate)
-    }
+    let bidirectional = shape.classifier?.attention == .bidirectional
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3
@@ -214,6 +319,7 @@ public final class GPT {
         a.lnfMean.pointer, a.lnfRstd.pointer, BT, C, pool, accumulate: accumulate)
     }
     // With a tied head, wte's gradient is not final until the embedding backward at the very end.
+    // (A classifier's head lies after ln_f, and is final here too.)
     gradientsReady(layout.layerRanges[L - 1].upperBound..<layout.count)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
@@ -261,9 +367,15 @@ public final class GPT {
       }
       gradientsReady(at.projw..<at.ln2w)
       Profiler.measure(.attention, backward: true) {
-        attentionBackward(
-          d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
-          dropout, layer: l, B, T, C, NH, pool)
+        if bidirectional {
+          bidirectionalAttentionBackward(
+            d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, lengths: lengths!, a.scratch.pointer, d.scratch.pointer,
+            dropout, layer: l, B, T, C, NH, pool)
+        } else {
+          attentionBackward(
+            d.dqkv.pointer, d.datty.pointer, s.qkv, s.att, a.scratch.pointer, d.scratch.pointer,
+            dropout, layer: l, B, T, C, NH, pool)
+        }
       }
       if let rotaryCos, let rotarySin {
         Profiler.measure(.rotary, backward: true) {
@@ -290,7 +402,7 @@ public final class GPT {
     Profiler.measure(.embedding, backward: true) {
       // A tied head has already written wte's gradient (=); an untied wte has had no writer yet.
       if !accumulate {
-        if o.output != o.wte { (g + o.wte).update(repeating: 0, count: V * C) }
+        if o.output != o.wte { (g + o.wte).update(repeating: 0, count: V * C) }  // untied, or a classifier
         if let wpe = o.wpe { (g + wpe).update(repeating: 0, count: shape.blockSize * C) }
       }
       embeddingBackward(g + o.wte, o.wpe.map { g + $0 }, dresidual, tokens, B, T, C)
@@ -336,13 +448,20 @@ private struct GlobalOffsets {
   let wte: Int
   let wpe: Int?
   let lnfw, lnfb: Int
-  let output: Int  // wte when tied, lm_head.weight otherwise
+  /// A language model's output layer: wte when tied, lm_head.weight otherwise; nil for a classifier.
+  let output: Int?
+  let hiddenWeight, hiddenBias, classWeight, classBias: Int?
 
   init(_ layout: ParameterLayout) {
     wte = layout["wte"]!.offset
     wpe = layout["wpe"]?.offset
     lnfw = layout["ln_f.weight"]!.offset
     lnfb = layout["ln_f.bias"]!.offset
-    output = layout["lm_head.weight"]?.offset ?? wte
+    let classifier = layout["classifier.out.weight"] != nil
+    output = classifier ? nil : layout["lm_head.weight"]?.offset ?? wte
+    hiddenWeight = layout["classifier.hidden.weight"]?.offset
+    hiddenBias = layout["classifier.hidden.bias"]?.offset
+    classWeight = layout["classifier.out.weight"]?.offset
+    classBias = layout["classifier.out.bias"]?.offset
   }
 }

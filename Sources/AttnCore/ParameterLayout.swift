@@ -51,7 +51,18 @@ public struct ParameterLayout: Sendable {
     }
     add("ln_f.weight", [C], .vector)
     add("ln_f.bias", [C], .vector)
-    if !shape.tieEmbeddings { add("lm_head.weight", [V, C], .embedding) }
+    switch shape.task {
+    case .languageModel:
+      if !shape.tieEmbeddings { add("lm_head.weight", [V, C], .embedding) }
+    case .classifier(let head):
+      // Last in the buffer, so their gradients are final first, with ln_f's.
+      if head.hidden > 0 {
+        add("classifier.hidden.weight", [head.hidden, C], .matrix)
+        add("classifier.hidden.bias", [head.hidden], .vector)
+      }
+      add("classifier.out.weight", [head.classes, head.hidden > 0 ? head.hidden : C], .matrix)
+      add("classifier.out.bias", [head.classes], .vector)
+    }
     self.tensors = tensors
     self.count = offset
     layerRanges = (0..<L).map { l in

@@ -12,6 +12,7 @@ public enum ProfiledSection: Int, CaseIterable, Sendable {
   case embedding, layerNorm, matmul, attention, gelu, residual, dropout, rotary, crossEntropy
   case gradientSync, clipping, optimizer
   case lossHead  // the output projection to the vocabulary (a matmul, reported apart: V can be large)
+  case pooling  // a classifier's pooling of each sequence's real tokens
 }
 
 public enum Profiler {

@@ -57,11 +57,11 @@ func weightedSum(_ out: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _
 /// Checks d(objective)/d(x) for every element of x (or a strided sample of at most `limit`).
 func expectGradientMatches(
   _ label: String, analytic: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, count: Int,
-  limit: Int = 400, objective: () -> Double, sourceLocation: SourceLocation = #_sourceLocation
+  limit: Int = 400, h: Float = 1e-2, objective: () -> Double, sourceLocation: SourceLocation = #_sourceLocation
 ) {
   let stride = max(1, count / limit)
   let indices = Array(Swift.stride(from: 0, to: count, by: stride))
-  let numeric = numericGradient(objective, x, indices)
+  let numeric = numericGradient(objective, x, indices, h: h)
   let analyticValues = indices.map { Double(analytic[$0]) }
   let error = relativeError(analyticValues, numeric)
   #expect(error < gradientTolerance, "\(label): relative error \(error)", sourceLocation: sourceLocation)

@@ -112,7 +112,7 @@ private struct AttentionForward: ParallelKernel {
 
 /// The row's largest causal entry.
 @inline(__always)
-private func causalRowMaximum(_ row: UnsafePointer<Float>, validCount n: Int, _ T: Int) -> Float {
+func causalRowMaximum(_ row: UnsafePointer<Float>, validCount n: Int, _ T: Int) -> Float {
   var maxima = Float8(repeating: -.infinity)
   let whole = n & ~7
   for j in stride(from: 0, to: whole, by: 8) { maxima = larger(load8(row + j, 8), maxima) }
@@ -123,7 +123,7 @@ private func causalRowMaximum(_ row: UnsafePointer<Float>, validCount n: Int, _ 
 /// row[j] = e^(row[j] - maximum) over the causal entries (0 past them to the chunk's end); returns
 /// their sum.
 @inline(__always)
-private func exponentiate(
+func exponentiate(
   _ row: UnsafeMutablePointer<Float>, validCount n: Int, _ T: Int, minus maximum: Float
 ) -> Float {
   let maximum = Float8(repeating: maximum)
@@ -144,7 +144,7 @@ private func exponentiate(
 
 /// The row's causal entries divided by sum, and 0 from them to T.
 @inline(__always)
-private func normalize(_ row: UnsafeMutablePointer<Float>, validCount n: Int, _ T: Int, dividingBy sum: Float) {
+func normalize(_ row: UnsafeMutablePointer<Float>, validCount n: Int, _ T: Int, dividingBy sum: Float) {
   let inverse = 1 / sum
   let end = (n + 7) & ~7
   for j in stride(from: 0, to: end, by: 8) {
@@ -179,7 +179,7 @@ private func horizontalMax(_ x: Float8) -> Float {
 
 /// grad[0..<n] = att * (grad - <att, grad>) for n = validCount; grad[n..<keys] = 0. att is 0 past n.
 @inline(__always)
-private func softmaxBackwardRow(
+func softmaxBackwardRow(
   _ grad: UnsafeMutablePointer<Float>, _ att: UnsafePointer<Float>, validCount n: Int, _ keys: Int
 ) {
   // What lies in grad past n is not part of the row (it may be a product past the diagonal, or

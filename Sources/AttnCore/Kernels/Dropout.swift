@@ -7,6 +7,7 @@ public enum DropoutSite: Int {
   case attentionWeights = 1
   case attentionOutput = 2
   case mlpOutput = 3
+  case classifierHidden = 4
 }
 
 /// Where a step's dropout comes from: the step's key and the global index of this process's sample 0.
