@@ -1,5 +1,6 @@
 // `attn-train sample CONFIG`: generate text from saved weights.
 
+import AttnFormats
 import AttnTrain
 import ArgumentParser
 import Foundation
@@ -39,6 +40,11 @@ struct Sample: ParsableCommand {
 
   func run() throws {
     Launch.run(options, threadsLine: .stderr) { l in
+      guard l.config.task.kind == .languageModel else {
+        throw InputError(
+          file: l.config.sourcePath, field: "task.kind", problem: "sample generates text with a language model; this run is a classifier",
+          hint: "use attn-train eval (and predict) for a classifier")
+      }
       let loaded = try CheckpointedModel(
         config: l.config, run: l.run, log: l.log, checkpointName: checkpoint, maxBatch: 1)
       let tokenizer = loaded.checkpoint.tokenizer

@@ -85,6 +85,15 @@ public struct JSONObject {
     }
   }
 
+  /// A JSON array of strings.
+  public static func strings(_ value: JSONValue) throws -> [String] {
+    guard case .array(let items) = value else { throw JSONFieldError(field: "", "expected an array of strings") }
+    return try items.map {
+      guard case .string(let s) = $0 else { throw JSONFieldError(field: "", "expected an array of strings") }
+      return s
+    }
+  }
+
   private func mismatch(_ key: String, _ expected: String, _ found: JSONValue) -> JSONFieldError {
     let text = found.description
     let shown = text.count > 40 ? String(text.prefix(37)) + "..." : text

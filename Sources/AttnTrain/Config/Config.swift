@@ -38,6 +38,8 @@ public struct ModelConfig: Equatable, Sendable {
   public var tieEmbeddings = false
   /// Pads the tokenizer's vocabulary to this size; nil: exactly the tokenizer's vocabulary.
   public var vocabSize: Int?
+  /// nil: the task's own (causal for a language model, bidirectional for a classifier).
+  public var attention: AttentionKind?
 
   public init() { ConfigSchema.model.setDefaults(&self) }
 }
@@ -77,6 +79,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var consistencyCheckInterval = 0
   /// nil means the node's cores divided by the ranks on the node.
   public var threads: Int?
+  /// Training length in passes over the training examples (classification); nil: max_steps.
+  public var epochs: Double?
   public var gradientBucketMB = 0.0
   public var reduceDuringBackward = false
 
@@ -87,8 +91,11 @@ public struct TrainingConfig: Equatable, Sendable {
 public enum SourceFormat: String, CaseIterable, Sendable {
   /// Each file is one document.
   case text
-  /// Each line is a JSON object whose text field (data.text_field) is one document.
+  /// Each line is a JSON object whose text field (data.text_field) is one document (and, for
+  /// classification, whose label field its label).
   case jsonl
+  /// Labelled examples, a row each, with a header naming the text and label columns.
+  case tsv, csv
 }
 
 public struct DataConfig: Equatable, Sendable {
@@ -110,6 +117,31 @@ public struct DataConfig: Equatable, Sendable {
   public init() { ConfigSchema.data.setDefaults(&self) }
 }
 
+public enum TaskKind: String, CaseIterable, Sendable {
+  case languageModel = "language_model"
+  case classification
+}
+
+/// Which end of an example longer than block_size is cut off.
+public enum TruncationSide: String, CaseIterable, Sendable { case end, start }
+
+public struct TaskConfig: Equatable, Sendable {
+  public var kind = TaskKind.languageModel
+  /// The label's column (TSV, CSV) or key (JSONL).
+  public var labelField = ""
+  /// The labels in id order; nil: the training data's labels, sorted (numerically when all are integers).
+  public var labels: [String]?
+  /// nil: as many as the labels.
+  public var numClasses: Int?
+  /// nil: mean for bidirectional attention, last for causal.
+  public var pooling: Pooling?
+  /// Width of a hidden layer before the class logits; 0 for none.
+  public var hiddenSize = 0
+  public var truncate = TruncationSide.end
+
+  public init() { ConfigSchema.task.setDefaults(&self) }
+}
+
 public struct OutputConfig: Equatable, Sendable {
   /// Absolute once parsed; Config(sourcePath:) derives the default from the config file's name.
   public var runDir = ""
@@ -123,6 +155,7 @@ public struct Config: Equatable, Sendable {
   public var schedule = ScheduleConfig()
   public var training = TrainingConfig()
   public var data = DataConfig()
+  public var task = TaskConfig()
   public var output = OutputConfig()
   /// The config file's path as the user gave it, for messages.
   public var sourcePath: String

@@ -166,6 +166,55 @@ extension ConfigField {
       setDefault: { $0[keyPath: path] = nil })
   }
 
+  /// A choice whose null (the default) means one derived from other keys, as `null` says.
+  static func optionalChoice<E: RawRepresentable & CaseIterable>(
+    _ key: String, _ path: WritableKeyPath<Section, E?>, _ meaning: String, null: String
+  ) -> Self where E.RawValue == String {
+    let names = E.allCases.map(\.rawValue)
+    return Self(
+      key: key, type: "string or null", meaning: "\(meaning) `null`: \(null)",
+      encode: { $0[keyPath: path].map { .string($0.rawValue) } ?? .null },
+      decode: { section, json, _ in
+        let allowed = "expected one of " + names.map { "\"\($0)\"" }.joined(separator: ", ") + " or null"
+        if json == .null { return section[keyPath: path] = nil }
+        guard case .string(let name) = json else { throw FieldProblem("\(allowed), found \(json.kindName)") }
+        guard let choice = E(rawValue: name) else {
+          throw FieldProblem(allowed + (nearestMatch(to: name, in: names).map { "; did you mean \"\($0)\"?" } ?? ""))
+        }
+        section[keyPath: path] = choice
+      },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+
+  static func optionalNumber(
+    _ key: String, _ path: WritableKeyPath<Section, Double?>, _ range: NumberRange, _ meaning: String, null: String
+  ) -> Self {
+    Self(
+      key: key, type: "number or null", meaning: "\(meaning) \(range.sentence) `null`: \(null)",
+      encode: { $0[keyPath: path].map { .number($0) } ?? .null },
+      decode: { section, json, _ in section[keyPath: path] = json == .null ? nil : try readNumber(json, range) },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+
+  /// A list of distinct, non-empty strings, or null.
+  static func optionalStrings(_ key: String, _ path: WritableKeyPath<Section, [String]?>, _ meaning: String, null: String) -> Self {
+    Self(
+      key: key, type: "list of strings or null", meaning: "\(meaning) `null`: \(null)",
+      encode: { $0[keyPath: path].map { .array($0.map { .string($0) }) } ?? .null },
+      decode: { section, json, _ in
+        if json == .null { return section[keyPath: path] = nil }
+        guard case .array(let items) = json else { throw FieldProblem("expected a list of strings or null, found \(json.kindName)") }
+        let strings = try items.map { item -> String in
+          guard case .string(let text) = item, !text.isEmpty else { throw FieldProblem("every entry must be a non-empty string") }
+          return text
+        }
+        guard Set(strings).count == strings.count else { throw FieldProblem("lists a label twice") }
+        guard strings.count >= 2 else { throw FieldProblem("needs at least two labels") }
+        section[keyPath: path] = strings
+      },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+
   static func seed(_ key: String, _ path: WritableKeyPath<Section, UInt64>, default value: UInt64, _ meaning: String) -> Self {
     Self(
       key: key, type: "integer", meaning: "\(meaning) 0 to \(UInt64.max).",

@@ -18,6 +18,7 @@ enum ConfigSchema {
       .choice("position_encoding", \.positionEncoding, default: .learned, "`\"learned\"`: a trained table of positions (`wpe`). `\"sinusoidal\"`: fixed sin/cos added to the embeddings; needs an even `n_embd`. `\"rope\"`: rotary encoding of queries and keys; needs an even head size `n_embd / n_head`."),
       .bool("tie_embeddings", \.tieEmbeddings, default: true, "Reuse the token embedding `wte` as the output layer; `false` gives the model a separate `lm_head`."),
       .optionalInt("vocab_size", \.vocabSize, 1...16_777_216, "Pads the vocabulary to this many ids (as nanoGPT pads GPT-2's 50257 to 50304); the extra ids never occur in the data. At least the tokenizer's vocabulary (checked when the data is loaded).", null: "exactly the tokenizer's vocabulary."),
+      .optionalChoice("attention", \.attention, "`\"causal\"`: a token sees those before it (a decoder); `\"bidirectional\"`: every real token of its sequence (an encoder, for classification only).", null: "causal for a language model, bidirectional for classification."),
     ])
   }
 
@@ -62,6 +63,7 @@ enum ConfigSchema {
       .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk."),
       .int("consistency_check_interval", \.consistencyCheckInterval, default: 100, 0...Int.max, "Steps between checks that all ranks hold identical parameters; 0 turns the check off."),
       .optionalInt("threads", \.threads, 1...4096, "Compute threads per rank (they share every kernel, sgemms included); the environment variable `ATTN_TRAIN_THREADS` overrides it.", null: "the node's cores divided by the ranks on the node."),
+      .optionalNumber("epochs", \.epochs, .positive, "Classification: train for this many passes over the training examples (each pass in a new shuffled order) instead of `max_steps`, which must then stay unset.", null: "`max_steps` decides."),
       .double("gradient_bucket_mb", \.gradientBucketMB, default: 4, .positive, "Gradients are summed over ranks (reduce-scattered) in buckets of about this many MiB; a bucket never splits a tensor.").renamed(from: "allreduce_bucket_mb"),
       .bool("reduce_during_backward", \.reduceDuringBackward, default: true, "A communication thread reduce-scatters each bucket while backward computes the layers below it; `false` reduces the same buckets after backward. Same results either way.").renamed(from: "overlap_allreduce"),
     ])
@@ -73,11 +75,24 @@ enum ConfigSchema {
       .paths("train_path", \.trainPaths, required: true, "The training text: a file, a glob pattern (`*`, `?`, `[...]`), or a list of them, read in the order given (a pattern's matches sorted by name)."),
       .paths("dev_path", \.devPaths, required: false, "A separate text for evaluation, named the same ways; must share no file with `train_path`. Without it the last part of the training text is held out (`train_fraction`)."),
       .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is the dev split. Text files are cut at a character of all of them together (one file: nanoGPT's split), JSONL at a document. Setting it together with `dev_path` is an error, since it would have no effect."),
-      .choice("format", \.format, default: .text, "`\"text\"`: each file is one document. `\"jsonl\"`: each line is a JSON object whose `text_field` holds one document. With a BPE tokenizer, documents are separated by its `<|endoftext|>`."),
+      .choice("format", \.format, default: .text, "`\"text\"`: each file is one document. `\"jsonl\"`: each line is a JSON object whose `text_field` holds one document (and, for classification, `task.label_field` its label). `\"tsv\"`, `\"csv\"` (classification): a header row naming the columns, then an example per row; a field that starts with `\"` is quoted (`\"\"` inside is a quote). With a BPE tokenizer, documents are separated by its `<|endoftext|>`."),
       .string("text_field", \.textField, default: "text", "With `format` `\"jsonl\"`: the key of each line's text."),
       .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it."),
       .optionalPath("prepared_dir", \.preparedDirectory, "Where the token shards are kept (`attn-train prepare` writes them; training and `eval` prepare them first when they are missing). `null`: the run directory's `data/`. Runs on the same data and tokenizer may share one.").fixedOnResume(false),
       .double("shard_mb", \.shardMB, default: 256, .positive, "MiB of source text per token shard (a shard is encoded by one rank; smaller shards spread preparation over more ranks)."),
+    ])
+  }
+
+  // swift-format-ignore
+  static var task: ConfigSection<TaskConfig> {
+    ConfigSection("task", fixedOnResume: true, [
+      .choice("kind", \.kind, default: .languageModel, "`\"language_model\"`: predict the next token. `\"classification\"`: predict one label per example (TSV, CSV or JSONL data), reporting dev accuracy."),
+      .string("label_field", \.labelField, default: "label", "Classification: the label's column (TSV, CSV) or key (JSONL); labels may be strings or integers."),
+      .optionalStrings("labels", \.labels, "Classification: the labels in id order; a label outside the list is an error.", null: "the training data's labels, sorted (as numbers when all are integers)."),
+      .optionalInt("num_classes", \.numClasses, 2...65536, "Classification: must equal the number of labels.", null: "the number of labels."),
+      .optionalChoice("pooling", \.pooling, "Classification: how a sequence becomes one vector: `\"mean\"` of its real tokens, `\"first\"` token (a `[CLS]` token the tokenizer must have), or `\"last\"` real token (the natural choice for causal attention).", null: "mean with bidirectional attention, last with causal."),
+      .int("hidden_size", \.hiddenSize, default: 0, 0...65536, "Classification: width of a hidden layer (GELU, then `model.dropout`) before the class logits; 0 for none."),
+      .choice("truncate", \.truncate, default: .end, "Classification: an example longer than `block_size` loses its `\"end\"` (the start is kept) or its `\"start\"`."),
     ])
   }
 
@@ -97,6 +112,7 @@ enum ConfigSchema {
       AnyConfigSection(schedule, \.schedule, defaults: ScheduleConfig()),
       AnyConfigSection(training, \.training, defaults: TrainingConfig()),
       AnyConfigSection(data, \.data, defaults: DataConfig()),
+      AnyConfigSection(task, \.task, defaults: TaskConfig()),
       AnyConfigSection(output, \.output, defaults: OutputConfig()),
     ]
   }

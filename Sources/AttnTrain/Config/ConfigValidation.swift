@@ -20,6 +20,43 @@ extension Config {
     try checkOptimizer()
     try checkSchedule()
     try checkData()
+    try checkTask()
+  }
+
+  private func checkTask() throws {
+    let t = task
+    let defaults = TaskConfig()
+    switch t.kind {
+    case .languageModel:
+      if model.attention == .bidirectional {
+        throw fail("model.attention", .string("bidirectional"), "a language model predicts the next token, so it must attend causally; bidirectional attention is for task.kind \"classification\"")
+      }
+      if data.format == .tsv || data.format == .csv {
+        throw fail("data.format", .string(data.format.rawValue), "holds labelled examples; set task.kind to \"classification\", or use \"text\" or \"jsonl\" for a language model")
+      }
+      let classificationKeys: [(String, Bool)] = [
+        ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
+        ("hidden_size", t.hiddenSize != defaults.hiddenSize), ("truncate", t.truncate != defaults.truncate),
+        ("label_field", t.labelField != defaults.labelField), ("epochs", training.epochs != nil),
+      ]
+      if let (key, _) = classificationKeys.first(where: \.1) {
+        let field = key == "epochs" ? "training.epochs" : "task.\(key)"
+        throw fail(field, .null, "applies only to task.kind \"classification\"; remove it or set the task")
+      }
+    case .classification:
+      if data.format == .text {
+        throw fail("data.format", .string("text"), "classification reads labelled examples: set \"tsv\", \"csv\" or \"jsonl\"")
+      }
+      if let labels = t.labels, let count = t.numClasses, labels.count != count {
+        throw fail("task.num_classes", .integer(String(count)), "disagrees with task.labels, which lists \(labels.count)")
+      }
+      if t.pooling == .first && model.attention == .causal {
+        throw fail("task.pooling", .string("first"), "with causal attention the first token sees nothing after it; use \"last\" or \"mean\", or bidirectional attention")
+      }
+      if training.epochs != nil && training.maxSteps != TrainingConfig().maxSteps {
+        throw fail("training.epochs", .number(training.epochs!), "and training.max_steps both set the training length; give one")
+      }
+    }
   }
 
   private func fail(_ field: String, _ value: JSONValue, _ message: String) -> ConfigError {
@@ -113,11 +150,17 @@ extension Config {
   /// - safe: everything else (step counts and intervals, threads, the optimizer's hyperparameters and
   ///   the schedule), which takes effect from the next step.
   /// sourcePath is not compared.
+  /// A key left null that the old config's data settled (a classifier's labels and class count) is
+  /// not a change.
   public func changedFields(comparedTo old: Config) -> (unsafe: [String], safe: [String]) {
+    var new = self
+    if new.task.labels == nil { new.task.labels = old.task.labels }
+    if new.task.numClasses == nil { new.task.numClasses = old.task.numClasses }
+    if new.training.epochs != nil && new.training.epochs == old.training.epochs { new.training.maxSteps = old.training.maxSteps }
     var unsafe: [String] = []
     var safe: [String] = []
     for section in ConfigSchema.sections {
-      let rows = zip(section.rows, zip(section.encode(self), section.encode(old)))
+      let rows = zip(section.rows, zip(section.encode(new), section.encode(old)))
       for (row, (new, before)) in rows where new.value != before.value {
         let field = "\(section.name).\(row.key)"
         if row.fixedOnResume { unsafe.append(field) } else { safe.append(field) }

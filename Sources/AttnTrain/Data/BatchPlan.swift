@@ -46,4 +46,7 @@ public struct BatchPlan: Equatable, Sendable {
 
   /// Tokens of one optimizer step: every rank's share of every micro-step.
   public var tokensPerStep: Int { globalBatch * microSteps * sequenceLength }
+
+  /// Sequences (a classifier's examples) of one optimizer step.
+  public var examplesPerStep: Int { globalBatch * microSteps }
 }

@@ -176,6 +176,7 @@ final class CorpusSources: @unchecked Sendable {
     // Where the cut falls: (file, byte offset, line number there).
     var cut: (file: Int, offset: Int, line: Int)?
     switch format {
+    case .tsv, .csv: preconditionFailure("labelled examples are read by LabeledExamples; validate() keeps them from language models")
     case .text:
       let counts = indices.map { bytes ? files[$0].mapped.count : characterCount(files[$0].mapped.bytes) }
       var target = Int(Double(counts.reduce(0, +)) * fraction)
@@ -234,6 +235,19 @@ final class CorpusSources: @unchecked Sendable {
       if seen == n { return i }
     }
     return bytes.count
+  }
+
+  /// documentLines with each line's 1-based number, for messages.
+  static func documentLinesWithNumbers(_ bytes: UnsafeBufferPointer<UInt8>) -> [(Range<Int>, Int)] {
+    var numbered: [(Range<Int>, Int)] = []
+    var line = 1
+    var scanned = 0
+    for range in documentLines(bytes) {
+      for i in scanned..<range.lowerBound where bytes[i] == UInt8(ascii: "\n") { line += 1 }
+      scanned = range.lowerBound
+      numbered.append((range, line))
+    }
+    return numbered
   }
 
   /// The byte ranges of a JSONL file's non-empty lines (a document each), without their newlines.

@@ -9,7 +9,10 @@ import Foundation
 extension Tokenizer {
   /// The tokenizer at `file` when it is there (and has `vocab_size` ids), else one learned from the
   /// config's training text and written to `file`. nil unless data.tokenizer asks for a learned BPE.
-  public static func learned(for config: Config, file: String, log: RunLog) throws -> Tokenizer? {
+  /// `trainingTexts` gives the texts to learn from (by default the training split of the sources).
+  public static func learned(
+    for config: Config, file: String, log: RunLog, trainingTexts: (() throws -> [String])? = nil
+  ) throws -> Tokenizer? {
     guard case .trainedBPE(let size) = config.data.tokenizer else { return nil }
     if FileManager.default.fileExists(atPath: file) {
       let tokenizer = Tokenizer(try BytePairEncoding.load(path: file))
@@ -23,7 +26,9 @@ extension Tokenizer {
       return tokenizer
     }
     let clock = Stopwatch()
-    let tokenizer = try CorpusSources(config.data, tokenizer: .bpe).makeTokenizer(config.data.tokenizer)
+    let tokenizer =
+      try trainingTexts.map { Tokenizer(try BytePairEncoding.train(on: try $0(), vocabularySize: size)) }
+      ?? CorpusSources(config.data, tokenizer: .bpe).makeTokenizer(config.data.tokenizer)
     try replaceFileAtomically(path: file, contents: Data(tokenizer.bytePairEncoding!.huggingFaceJSON.prettyPrinted().utf8))
     log.say(String(format: "tokenizer: learned %d ids from the training text in %.1f s, saved as %@", tokenizer.vocabSize, clock.seconds, file))
     return tokenizer

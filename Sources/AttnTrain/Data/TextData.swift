@@ -68,6 +68,14 @@ public struct TextData: Sendable {
   }
 }
 
+extension String {
+  /// Strict UTF-8 decoding: nil instead of replacement characters.
+  init?(validatingUTF8 bytes: some Collection<UInt8>) {
+    guard firstInvalidUTF8Offset(bytes) == bytes.count else { return nil }
+    self = String(decoding: bytes, as: UTF8.self)
+  }
+}
+
 /// The offset of the first byte that does not belong to a valid UTF-8 sequence (bytes.count if none).
 func firstInvalidUTF8Offset(_ bytes: some Collection<UInt8>) -> Int {
   var decoder = UTF8()

@@ -49,6 +49,9 @@ public struct Tokenizer: Equatable, Sendable {
   /// The id that separates documents, when the vocabulary has one (<|endoftext|>).
   public var endOfText: Int32? { bytePairEncoding?.endOfText }
 
+  /// The id of a special token ("[CLS]"), when the vocabulary has it.
+  public func specialID(_ text: String) -> Int32? { bytePairEncoding?.specialTokens.first { $0.text == text }?.id }
+
   /// The ids of `text`; a character outside the vocabulary is an error naming it and where it is.
   public func encode(_ text: String, source: String) throws -> [Int32] {
     switch kind {

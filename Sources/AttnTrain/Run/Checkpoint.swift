@@ -19,6 +19,8 @@ public struct TrainerState: Equatable, Sendable {
   public var tokensSeen: Int
   public var elapsedSeconds: Double
   public var bestDevLoss: Double?
+  /// A classifier's: the best checkpoint is the one of highest dev accuracy.
+  public var bestDevAccuracy: Double?
   public var bestStep: Int?
   /// How many processes wrote it (informational: resuming at another count is allowed).
   public var worldSize: Int
@@ -41,6 +43,7 @@ public struct TrainerState: Equatable, Sendable {
       (key: "step", value: JSONValue(integer: step)), (key: "tokens_seen", value: JSONValue(integer: tokensSeen)),
       (key: "elapsed_s", value: JSONValue(number: elapsedSeconds)),
       (key: "best_dev_loss", value: bestDevLoss.map(JSONValue.init(number:)) ?? .null),
+      (key: "best_dev_accuracy", value: bestDevAccuracy.map(JSONValue.init(number:)) ?? .null),
       (key: "best_step", value: bestStep.map(JSONValue.init(integer:)) ?? .null),
       (key: "world_size", value: JSONValue(integer: worldSize)),
       (key: "format_version", value: JSONValue(integer: formatVersion)),
@@ -54,6 +57,7 @@ public struct TrainerState: Equatable, Sendable {
     tokensSeen = try object.int("tokens_seen")
     elapsedSeconds = try object.double("elapsed_s")
     bestDevLoss = try object.optionalDouble("best_dev_loss")
+    bestDevAccuracy = try object.optionalDouble("best_dev_accuracy")
     bestStep = try object.optionalInt("best_step")
     worldSize = try object.int("world_size")
     formatVersion = try object.int("format_version")

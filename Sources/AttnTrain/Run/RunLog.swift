@@ -16,6 +16,8 @@ public struct MetricsRecord: Equatable, Sendable {
   public var tokensPerSecond: Double?
   /// Only when the dev set was evaluated at this step.
   public var devLoss: Double?
+  /// A classifier's, with devLoss.
+  public var devAccuracy: Double?
   /// Training wall time of the run, carried across resumes.
   public var elapsedSeconds: Double
 
@@ -36,6 +38,7 @@ public struct MetricsRecord: Equatable, Sendable {
     var parts = ["step \(step)/\(maxSteps)", String(format: "loss %.4f", trainLoss), String(format: "lr %.2e", learningRate)]
     if let tokensPerSecond { parts.append(String(format: "%.0f tok/s", tokensPerSecond)) }
     if let devLoss { parts.append(String(format: "dev loss %.4f", devLoss)) }
+    if let devAccuracy { parts.append(String(format: "dev accuracy %.4f", devAccuracy)) }
     parts.append(String(format: "%.1fs", elapsedSeconds))
     return parts.joined(separator: " | ")
   }
@@ -47,6 +50,7 @@ public struct MetricsRecord: Equatable, Sendable {
     ]
     if let tokensPerSecond { members.append((key: "tokens_per_s", value: Self.number(tokensPerSecond))) }
     if let devLoss { members.append((key: "dev_loss", value: Self.number(devLoss))) }
+    if let devAccuracy { members.append((key: "dev_accuracy", value: Self.number(devAccuracy))) }
     members.append((key: "elapsed_s", value: Self.number(elapsedSeconds)))
     return .object(members)
   }

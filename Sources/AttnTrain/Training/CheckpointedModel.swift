@@ -23,7 +23,7 @@ public struct CheckpointedModel {
       }
       checkpoint = newest
     }
-    let changed = config.changedFields(comparedTo: checkpoint.config).unsafe.filter { $0.hasPrefix("model.") }
+    let changed = config.changedFields(comparedTo: checkpoint.config).unsafe.filter { $0.hasPrefix("model.") || $0.hasPrefix("task.") }
     guard changed.isEmpty else {
       throw InputError(
         file: config.sourcePath,

@@ -71,44 +71,63 @@ public final class Evaluator {
   }
 }
 
-/// What `attn-train eval` reports: a checkpoint's dev-set figures.
+/// What `attn-train eval` reports: a checkpoint's dev-set figures, a language model's or a
+/// classifier's.
 public struct CheckpointEvaluation {
   public let checkpoint: LoadedCheckpoint
-  public let result: EvaluationResult
+  public let result: EvaluationResult?
+  public let classification: ClassificationMetrics?
 
-  /// Loads the checkpoint (see CheckpointedModel), opens the prepared data (preparing it with the
-  /// checkpoint's tokenizer when missing), and evaluates the dev split (training.eval_tokens of it)
-  /// on every rank of `communicator`.
+  /// Loads the checkpoint (see CheckpointedModel), opens its data (a language model's prepared
+  /// shards, prepared first with the checkpoint's tokenizer when missing; a classifier's examples,
+  /// read with the checkpoint's tokenizer and labels), and evaluates the dev split on every rank.
   public init(config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, checkpointName: String?) throws {
     let plan = BatchPlan.evaluation(config, ranks: communicator.size)
     let loaded = try CheckpointedModel(
       config: config, run: run, log: log, checkpointName: checkpointName, maxBatch: plan.sequencesPerRank)
+    checkpoint = loaded.checkpoint
+    if checkpoint.config.task.kind == .classification {
+      let data = try ClassificationData.load(
+        checkpoint.config.with(dataOf: config), vocabulary: checkpoint.tokenizer, labels: checkpoint.config.task.labels)
+      classification = try ClassificationEvaluator(model: loaded.model, dev: data.dev, labels: data.labels).evaluate(communicator)
+      result = nil
+      return
+    }
     let data = try PreparedData.open(
       config, directory: run.preparedDirectory(for: config), tokenizer: loaded.checkpoint.tokenizer,
       learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
-    checkpoint = loaded.checkpoint
     result = try Evaluator(
       model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens
     ).evaluate(communicator)
+    classification = nil
   }
 
   /// One object with every figure, keys sorted.
   public var json: JSONValue {
-    .object([
-      (key: "bits_per_byte", value: JSONValue(number: result.bitsPerByte)),
-      (key: "bits_per_token", value: JSONValue(number: result.bitsPerToken)),
-      (key: "bytes", value: JSONValue(integer: result.bytes)),
-      (key: "checkpoint", value: .string(checkpoint.path)),
-      (key: "dev_loss", value: JSONValue(number: result.loss)),
-      (key: "perplexity", value: JSONValue(number: result.perplexity)),
-      (key: "step", value: JSONValue(integer: checkpoint.state.step)),
-      (key: "tokens", value: JSONValue(integer: result.tokens)),
-    ])
+    let place: [(key: String, value: JSONValue)] = [
+      (key: "checkpoint", value: .string(checkpoint.path)), (key: "step", value: JSONValue(integer: checkpoint.state.step)),
+    ]
+    if let classification, case .object(let members) = classification.json {
+      return .object((members + place).sorted { $0.key < $1.key })
+    }
+    let result = result!
+    return .object(
+      ([
+        (key: "bits_per_byte", value: JSONValue(number: result.bitsPerByte)),
+        (key: "bits_per_token", value: JSONValue(number: result.bitsPerToken)),
+        (key: "bytes", value: JSONValue(integer: result.bytes)),
+        (key: "dev_loss", value: JSONValue(number: result.loss)),
+        (key: "perplexity", value: JSONValue(number: result.perplexity)),
+        (key: "tokens", value: JSONValue(integer: result.tokens)),
+      ] + place).sorted { $0.key < $1.key })
   }
 
-  /// "dev loss 1.8905 | perplexity 6.623 | bits/byte 2.7275 | 111488 tokens, 111488 bytes"
+  /// "dev loss 1.8905 | perplexity 6.623 | bits/byte 2.7275 | 111488 tokens, 111488 bytes", or a
+  /// classifier's table.
   public var summary: String {
-    String(
+    if let classification { return classification.table }
+    let result = result!
+    return String(
       format: "dev loss %.4f | perplexity %.3f | bits/byte %.4f | %d tokens, %d bytes", result.loss, result.perplexity,
       result.bitsPerByte, result.tokens, result.bytes)
   }

@@ -20,21 +20,18 @@ public final class Trainer {
   public private(set) var state: TrainerState
   private let communicator: Communicator
   private let log: RunLog
-  private let data: TextData
+  private let data: TrainingData
+  private let task: TrainingTask
   private let schedule: LearningRateSchedule
-  private let sampler: BatchSampler
-  private let evaluator: Evaluator
   private let writer: CheckpointWriter
   private let dataParallel: ShardedDataParallel
   private let faults: FaultInjection
   private var perturbed = false
-  private let tokens: UnsafeMutablePointer<Int32>
-  private let targets: UnsafeMutablePointer<Int32>
   private let totals = StepTotals()
   private let checksum = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
 
   public init(
-    config: Config, plan: BatchPlan, data: TextData, communicator: Communicator, log: RunLog, run: RunDirectory,
+    config: Config, plan: BatchPlan, data: TrainingData, communicator: Communicator, log: RunLog, run: RunDirectory,
     faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?
   ) throws {
     precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
@@ -49,15 +46,14 @@ public final class Trainer {
     model = GPT(shape: shape, maxBatch: plan.sequencesPerRank)
     optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
     schedule = config.learningRateSchedule
-    sampler = BatchSampler(seed: training.seed, sequenceLength: shape.blockSize, tokenCount: data.train.count)
-    evaluator = Evaluator(
-      model: model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: training.evalTokens)
+    switch data {
+    case .text(let text): task = LanguageModelTask(model: model, data: text, plan: plan, config: config)
+    case .labeled(let labeled): task = ClassificationTask(model: model, data: labeled, plan: plan, config: config)
+    }
     writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints, faults: faults)
     dataParallel = ShardedDataParallel(
       communicator: communicator, gradients: model.gradients, layout: model.layout,
       bucketElements: Int(training.gradientBucketMB * 1_048_576 / 4), reduceDuringBackward: training.reduceDuringBackward)
-    tokens = .allocate(capacity: plan.sequencesPerRank * shape.blockSize)
-    targets = .allocate(capacity: plan.sequencesPerRank * shape.blockSize)
     state = TrainerState(step: 0, tokensSeen: 0, elapsedSeconds: 0, worldSize: communicator.size)
 
     // Rank 0 is the source of truth for the starting state; the broadcasts make every replica
@@ -80,8 +76,6 @@ public final class Trainer {
   }
 
   deinit {
-    tokens.deallocate()
-    targets.deallocate()
     totals.deallocate()
     checksum.deallocate()
   }
@@ -135,11 +129,13 @@ public final class Trainer {
       let evaluate = (training.evalInterval > 0 && state.step % training.evalInterval == 0) || done
       if evaluate {
         let pauseStart = clock.seconds
-        let result = try evaluator.evaluate(communicator)
+        let result = try task.evaluate(communicator)
         if record == nil { record = MetricsRecord(step: state.step, trainLoss: trainLoss, learningRate: lr, elapsedSeconds: 0) }
         record?.devLoss = result.loss
-        if result.loss < (state.bestDevLoss ?? .infinity) {
+        record?.devAccuracy = result.accuracy
+        if result.isBetter(than: state) {
           state.bestDevLoss = result.loss
+          state.bestDevAccuracy = result.accuracy
           state.bestStep = state.step
           try saveCheckpoint(named: "best")
         }
@@ -169,25 +165,20 @@ public final class Trainer {
   /// summed over ranks (bucket by bucket during the last backward), clipped, applied. Returns the
   /// mean loss over the global batch and whether any rank was asked to stop. Allocates nothing.
   public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> (loss: Double, stop: Bool) {
-    let T = model.shape.blockSize
-    let B = plan.sequencesPerRank
-    let lossScale = Float(1.0 / Double(plan.tokensPerStep))
+    let units = task.unitsPerStep
+    let lossScale = Float(1.0 / Double(units))
     let firstSample = plan.firstSample(rank: communicator.rank)
     let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
     dataParallel.beginStep()
     var lossSum = 0.0
     for micro in 0..<plan.microSteps {
-      try sampler.fill(
-        tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
-        microStep: micro, firstSample: firstSample, count: B)
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
-      lossSum += model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: context)
       // The first micro-step writes the gradients and later ones add to them; they are summed over
       // ranks once, after the last micro-step's backward.
       let last = micro == plan.microSteps - 1
-      model.backward(
-        tokens: tokens, targets: targets, B: B, T: T, lossScale: lossScale, dropout: context, accumulate: micro > 0
+      lossSum += try task.microStep(
+        step, micro, firstSample: firstSample, lossScale: lossScale, dropout: context, accumulate: micro > 0
       ) {
         if last { self.dataParallel.gradientsReady($0) }
       }
@@ -199,7 +190,7 @@ public final class Trainer {
     totals.stopVotes = stopRequested ? 1 : 0
     totals.gradientSumOfSquares = dataParallel.ownedSumOfSquares
     try totals.sumOverRanks(communicator)
-    let trainLoss = totals.lossSum / Double(plan.tokensPerStep)
+    let trainLoss = totals.lossSum / Double(units)
     guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
     let clipping = gradientClipping(sumOfSquares: totals.gradientSumOfSquares, maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
@@ -261,6 +252,19 @@ private struct StepTotals {
   func sumOverRanks(_ communicator: Communicator) throws { try communicator.allreduceSum(values) }
 
   func deallocate() { values.deallocate() }
+}
+
+/// What a run trains on: token streams (a language model) or labelled examples (a classifier).
+public enum TrainingData: Sendable {
+  case text(TextData)
+  case labeled(ClassificationData)
+
+  public var tokenizer: Tokenizer {
+    switch self {
+    case .text(let data): return data.tokenizer
+    case .labeled(let data): return data.tokenizer
+    }
+  }
 }
 
 public enum TrainingError: Error, CustomStringConvertible {
