@@ -17,7 +17,7 @@ import Testing
       "training": {"batch_size": \(batch), "grad_accum_steps": \(microSteps), "max_steps": 5}
       """)
     defer { setup.remove() }
-    let (trainer, config, data) = (setup.trainer, setup.config, setup.data)
+    let (trainer, config, data) = (setup.trainer, setup.config, setup.text)
     let shape = trainer.model.shape
     let T = shape.blockSize
     let reference = GPT(shape: shape, maxBatch: batch)

@@ -80,7 +80,7 @@ extension MPIEndToEnd {
       let data = try TextData.load(config)
       let losses = try InProcessCommunicator.run(ranks: 2) { communicator in
         let trainer = try Trainer(
-          config: config, plan: BatchPlan(config, ranks: 2), data: data, communicator: communicator,
+          config: config, plan: BatchPlan(config, ranks: 2), data: .text(data), communicator: communicator,
           log: RunLog(isSpeaker: false), run: RunDirectory(path: dir.appendingPathComponent("unused").path, origin: "test"),
           resumeFrom: nil)
         return try (0..<8).map {

@@ -255,18 +255,6 @@ private struct StepTotals {
 }
 
 /// What a run trains on: token streams (a language model) or labelled examples (a classifier).
-public enum TrainingData: Sendable {
-  case text(TextData)
-  case labeled(ClassificationData)
-
-  public var tokenizer: Tokenizer {
-    switch self {
-    case .text(let data): return data.tokenizer
-    case .labeled(let data): return data.tokenizer
-    }
-  }
-}
-
 public enum TrainingError: Error, CustomStringConvertible {
   case diverged(step: Int, loss: Double)
   case replicasDiverged(step: Int, rank: Int)

@@ -36,7 +36,8 @@ public final class TrainingSession {
     let plan = try BatchPlan(config, ranks: communicator.size)
     let checkpoint: LoadedCheckpoint? =
       communicator.rank == 0 ? try ResumePolicy(config: config, run: run, log: log).chooseCheckpoint(start) : nil
-    let (data, config) = try openData(checkpoint: checkpoint, plan: plan)
+    let (data, config) = try TrainingData.open(
+      config, plan: plan, checkpoint: checkpoint, run: run, communicator: communicator, log: log)
 
     log.say("config \(config.sourcePath), resolved:\n\(config.resolvedJSON())")
     if communicator.rank == 0 {
@@ -68,38 +69,5 @@ public final class TrainingSession {
         Double(peak) / Double(memoryPlan.totalBytes), start))
     }
     return Summary(outcome: outcome, state: trainer.state)
-  }
-
-  /// The run's data, and the config with what the data settles: a classifier's labels and class
-  /// count (explicit in the resolved config and the checkpoints, so eval and predict read ids as
-  /// training wrote them), and max_steps from training.epochs. A resumed run keeps the checkpoint's
-  /// tokenizer and labels; rank 0 has read them, or made the tokenizer, and the others receive them.
-  private func openData(checkpoint: LoadedCheckpoint?, plan: BatchPlan) throws -> (TrainingData, Config) {
-    guard config.task.kind == .classification else {
-      // The token shards, prepared first when they are missing; a resumed run's must be in the
-      // checkpoint's tokenizer (rank 0 has read it and checks).
-      let data = try PreparedData.open(
-        config, directory: run.preparedDirectory(for: config), tokenizer: checkpoint?.tokenizer,
-        learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
-      return (.text(data), config)
-    }
-    var known: ClassificationData?
-    if communicator.rank == 0 {
-      known = try ClassificationData.load(
-        config, vocabulary: checkpoint?.tokenizer, labels: checkpoint?.config.task.labels,
-        learnedTokenizerFile: run.learnedTokenizerFile, log: log)
-    }
-    let vocabulary = try communicator.broadcast(known?.tokenizer.vocabularyJSON() ?? "", root: 0)
-    let labelList = try communicator.broadcast(known.map { JSONValue.array($0.labels.map { .string($0) }).description } ?? "", root: 0)
-    let data = try known ?? ClassificationData.load(
-      config, vocabulary: try Tokenizer(vocabularyJSON: vocabulary, source: "rank 0's tokenizer"),
-      labels: try JSONObject.strings(JSONValue.parse(Data(labelList.utf8))))
-    var settled = config
-    settled.task.labels = data.labels
-    settled.task.numClasses = data.labels.count
-    if let epochs = config.training.epochs {
-      settled.training.maxSteps = max(1, Int((epochs * Double(data.train.count) / Double(plan.examplesPerStep)).rounded(.up)))
-    }
-    return (.labeled(data), settled)
   }
 }
