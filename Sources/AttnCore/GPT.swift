@@ -112,7 +112,7 @@ public final class GPT {
   @discardableResult
   public func classify(
     tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>, labels: UnsafePointer<Int32>?, B: Int, T: Int,
-    dropout: DropoutContext = .off
+    loss: ClassificationLoss = .plain, dropout: DropoutContext = .off
   ) -> Double {
     guard let head = shape.classifier else { preconditionFailure("classify runs a classifier; forward a language model") }
     forwardBody(tokens: tokens, lengths: lengths, B: B, T: T, dropout: dropout)
@@ -132,7 +132,7 @@ public final class GPT {
       matmulForward(a.logits.pointer, features, p + o.classWeight!, p + o.classBias!, B, H > 0 ? H : C, K, pool, panels: panels)
     }
     guard let labels else { return 0 }
-    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, labels, B, K, pool)
+    classificationLossForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, labels, loss, B, K)
     var total = 0.0
     for i in 0..<B { total += Double(a.losses.pointer[i]) }
     return total
@@ -258,7 +258,7 @@ public final class GPT {
   /// preceding classify, which must have had labels and the same tokens, lengths, B, T and dropout.
   public func backwardClassifier(
     tokens: UnsafePointer<Int32>, lengths: UnsafePointer<Int32>, labels: UnsafePointer<Int32>, B: Int, T: Int,
-    lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
+    loss: ClassificationLoss = .plain, lossScale: Float, dropout: DropoutContext = .off, accumulate: Bool = true,
     gradientsReady: (Range<Int>) -> Void = { _ in }
   ) {
     guard let head = shape.classifier else { preconditionFailure("backwardClassifier runs a classifier") }
@@ -271,7 +271,7 @@ public final class GPT {
     let panels = a.weightPanels.pointer
     let dlogits = a.logits.pointer
     Profiler.measure(.crossEntropy, backward: true) {
-      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, labels, scale: lossScale, B, K, pool)
+      classificationLossBackwardInPlace(dlogits, a.lse.pointer, labels, loss, scale: lossScale, B, K)
     }
     Profiler.measure(.lossHead, backward: true) {
       if H > 0 {

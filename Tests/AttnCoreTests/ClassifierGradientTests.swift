@@ -1,9 +1,10 @@
 // The classifier against central finite differences: every parameter tensor, for causal and
-// bidirectional attention, each pooling, with and without a hidden layer, with dropout, on a batch of
-// sequences of different lengths; padding changes nothing; and a step's first micro-step writes
+// bidirectional attention, each pooling, with and without a hidden layer, with dropout, with label
+// smoothing and class weights, on a batch of sequences of different lengths; padding changes nothing; and a step's first micro-step writes
 // exactly the zeroed-then-added gradients.
 
 @testable import AttnCore
+import Foundation
 import Testing
 
 @Suite struct ClassifierGradientTests {
@@ -17,6 +18,12 @@ import Testing
     return ModelShape(
       vocabSize: 7, blockSize: 6, layers: 2, heads: 2, channels: 8, positionEncoding: positions, dropout: dropout,
       task: .classifier(ClassifierShape(classes: 3, pooling: pooling, attention: attention, hidden: hidden)))
+  }
+
+  /// Plain cross-entropy, smoothed, weighted, and both.
+  static func loss(_ caseIndex: Int) -> ClassificationLoss {
+    ClassificationLoss(
+      labelSmoothing: caseIndex % 2 == 1 ? 0.1 : 0, classWeights: caseIndex >= 2 && caseIndex <= 3 ? [1, 2.5, 0.5] : nil)
   }
 
   // Three sequences of lengths 5, 2 and 4 in T = 5: padding tokens (id 6) after each.
@@ -40,16 +47,18 @@ import Testing
       for i in tensor.range { model.parameters.pointer[i] *= 4 }
     }
     let context = DropoutContext(probability: dropout, stepKey: RandomKey(seed: 5, purpose: .dropout).then(3), firstGlobalSample: 1)
+    let weighting = Self.loss(caseIndex)
     func loss() -> Double {
-      model.classify(tokens: Self.tokens, lengths: Self.lengths, labels: Self.labels, B: B, T: T, dropout: context)
+      model.classify(tokens: Self.tokens, lengths: Self.lengths, labels: Self.labels, B: B, T: T, loss: weighting, dropout: context)
     }
     model.zeroGradients()
     _ = loss()
     model.backwardClassifier(
-      tokens: Self.tokens, lengths: Self.lengths, labels: Self.labels, B: B, T: T, lossScale: 1, dropout: context)
+      tokens: Self.tokens, lengths: Self.lengths, labels: Self.labels, B: B, T: T, loss: weighting, lossScale: 1,
+      dropout: context)
     for tensor in model.layout.tensors {
       expectGradientMatches(
-        "\(attention) \(pooling) hidden=\(hidden) \(tensor.name)", analytic: model.gradients.pointer + tensor.offset,
+        "\(attention) \(pooling) hidden=\(hidden) \(weighting) \(tensor.name)", analytic: model.gradients.pointer + tensor.offset,
         x: model.parameters.pointer + tensor.offset, count: tensor.count, limit: 60, objective: loss)
     }
   }
@@ -99,5 +108,28 @@ import Testing
       let range = tensor.offset..<(tensor.offset + tensor.count)
       #expect(Array(model.gradients.buffer)[range] == zeroedThenAdded[range], "\(tensor.name)")
     }
+  }
+
+  /// The smoothed, weighted loss of one example is its definition, computed here in Double from the
+  /// logits the model produced: w(y) * -sum_j q_j log softmax_j, q = (1 - e) onehot(y) + e / K.
+  @Test func smoothedWeightedLossIsTheCrossEntropyAgainstTheSmoothedTarget() {
+    let (B, T, K) = (3, 5, 3)
+    let model = GPT(shape: Self.shape(0), maxBatch: B)
+    model.initializeParameters(seed: 11)
+    for tensor in model.layout.tensors where tensor.name.hasPrefix("classifier.") {
+      for i in tensor.range { model.parameters.pointer[i] *= 20 }
+    }
+    let weighting = ClassificationLoss(labelSmoothing: 0.2, classWeights: [0.5, 1, 3])
+    let total = model.classify(tokens: Self.tokens, lengths: Self.lengths, labels: Self.labels, B: B, T: T, loss: weighting)
+    model.classify(tokens: Self.tokens, lengths: Self.lengths, labels: nil, B: B, T: T)
+    var expected = 0.0
+    for n in 0..<B {
+      let z = (0..<K).map { Double(model.logits[n * K + $0]) }
+      let logSumExp = log(z.map { exp($0) }.reduce(0, +))
+      let y = Int(Self.labels[n])
+      let q = (0..<K).map { (j: Int) -> Double in (j == y ? 0.8 : 0) + 0.2 / 3 }
+      expected += [0.5, 1, 3][y] * (0..<K).map { -q[$0] * (z[$0] - logSumExp) }.reduce(0, +)
+    }
+    #expect(abs(total - expected) <= 1e-5 * abs(expected), "\(total) vs \(expected)")
   }
 }

@@ -63,7 +63,7 @@ enum ConfigSchema {
       .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk."),
       .int("consistency_check_interval", \.consistencyCheckInterval, default: 100, 0...Int.max, "Steps between checks that all ranks hold identical parameters; 0 turns the check off."),
       .optionalInt("threads", \.threads, 1...4096, "Compute threads per rank (they share every kernel, sgemms included); the environment variable `ATTN_TRAIN_THREADS` overrides it.", null: "the node's cores divided by the ranks on the node."),
-      .optionalNumber("epochs", \.epochs, .positive, "Classification: train for this many passes over the training examples (each pass in a new shuffled order) instead of `max_steps`, which must then stay unset.", null: "`max_steps` decides."),
+      .optionalNumber("epochs", \.epochs, .positive, "Classification: train for this many passes over the training examples (each pass in a new shuffled order) instead of `max_steps`, which the run then derives (and records in the resolved config).", null: "`max_steps` decides."),
       .double("gradient_bucket_mb", \.gradientBucketMB, default: 4, .positive, "Gradients are summed over ranks (reduce-scattered) in buckets of about this many MiB; a bucket never splits a tensor.").renamed(from: "allreduce_bucket_mb"),
       .bool("reduce_during_backward", \.reduceDuringBackward, default: true, "A communication thread reduce-scatters each bucket while backward computes the layers below it; `false` reduces the same buckets after backward. Same results either way.").renamed(from: "overlap_allreduce"),
     ])

@@ -53,9 +53,6 @@ extension Config {
       if t.pooling == .first && model.attention == .causal {
         throw fail("task.pooling", .string("first"), "with causal attention the first token sees nothing after it; use \"last\" or \"mean\", or bidirectional attention")
       }
-      if training.epochs != nil && training.maxSteps != TrainingConfig().maxSteps {
-        throw fail("training.epochs", .number(training.epochs!), "and training.max_steps both set the training length; give one")
-      }
     }
   }
 

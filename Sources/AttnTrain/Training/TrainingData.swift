@@ -47,7 +47,13 @@ public enum TrainingData: Sendable {
     settled.task.labels = data.labels
     settled.task.numClasses = data.labels.count
     if let epochs = config.training.epochs {
-      settled.training.maxSteps = max(1, Int((epochs * Double(data.train.count) / Double(plan.examplesPerStep)).rounded(.up)))
+      // The resolved config records the steps epochs come to, so a config that gives both is what
+      // every run writes; a different max_steps is the user's, and epochs overrule it.
+      let steps = max(1, Int((epochs * Double(data.train.count) / Double(plan.examplesPerStep)).rounded(.up)))
+      if config.training.maxSteps != TrainingConfig().maxSteps && config.training.maxSteps != steps {
+        log.warn("\(config.sourcePath): training.max_steps \(config.training.maxSteps) is ignored: training.epochs \(epochs) sets the length, \(steps) steps of \(plan.examplesPerStep) examples")
+      }
+      settled.training.maxSteps = steps
     }
     return (.labeled(data), settled)
   }
