@@ -28,10 +28,12 @@ struct Train: ParsableCommand {
       let start: StartPoint = fresh ? .fresh : fromCheckpoint.map { .checkpoint($0) } ?? .newest
       let summary = try session.train(from: start, stopRequested: { StopSignals.requested })
       switch summary.outcome {
-      case .finished:
-        if let best = summary.state.bestDevLoss {
-          l.log.say(String(format: "done: step %d, best dev loss %.4f at step %d", summary.state.step, best, summary.state.bestStep ?? 0))
-        }
+      case .finished, .stoppedEarly:
+        let state = summary.state
+        let figure =
+          state.bestDevAccuracy.map { String(format: "best dev accuracy %.4f", $0) }
+          ?? state.bestDevLoss.map { String(format: "best dev loss %.4f", $0) }
+        if let figure { l.log.say("done: step \(state.step), \(figure) at step \(state.bestStep ?? 0) (checkpoint best)") }
       case .stoppedBySignal(let step):
         let cause = StopSignals.received ?? "a signal to another rank"
         l.log.say("stopped by \(cause) after step \(step), checkpoint written; the same command resumes from it")

@@ -81,6 +81,11 @@ public struct TrainingConfig: Equatable, Sendable {
   public var threads: Int?
   /// Training length in passes over the training examples (classification); nil: max_steps.
   public var epochs: Double?
+  /// nil: accuracy for a classifier, loss for a language model.
+  public var bestMetric: BestMetric?
+  /// Evaluations in a row without a better best_metric after which training stops; nil: never.
+  public var patience: Int?
+  public var evalEachEpoch = false
   public var gradientBucketMB = 0.0
   public var reduceDuringBackward = false
 
@@ -125,6 +130,29 @@ public enum TaskKind: String, CaseIterable, Sendable {
 /// Which end of an example longer than block_size is cut off.
 public enum TruncationSide: String, CaseIterable, Sendable { case end, start }
 
+/// How much each class's examples count in a classifier's loss (task.class_weights).
+public enum ClassWeights: Equatable, Sendable {
+  /// Inversely to the class's share of the training examples: count / (classes * class count), as
+  /// scikit-learn's "balanced".
+  case balanced
+  /// By label; a label not named weighs 1.
+  case byLabel([(label: String, weight: Double)])
+
+  public static func == (a: ClassWeights, b: ClassWeights) -> Bool {
+    switch (a, b) {
+    case (.balanced, .balanced): return true
+    case (.byLabel(let x), .byLabel(let y)): return x.map(\.label) == y.map(\.label) && x.map(\.weight) == y.map(\.weight)
+    default: return false
+    }
+  }
+}
+
+/// What picks the best checkpoint and decides early stopping (training.best_metric).
+public enum BestMetric: String, CaseIterable, Sendable {
+  case loss, accuracy
+  case macroF1 = "macro_f1"
+}
+
 public struct TaskConfig: Equatable, Sendable {
   public var kind = TaskKind.languageModel
   /// The label's column (TSV, CSV) or key (JSONL).
@@ -138,6 +166,9 @@ public struct TaskConfig: Equatable, Sendable {
   /// Width of a hidden layer before the class logits; 0 for none.
   public var hiddenSize = 0
   public var truncate = TruncationSide.end
+  public var labelSmoothing = 0.0
+  /// nil: every class weighs 1.
+  public var classWeights: ClassWeights?
 
   public init() { ConfigSchema.task.setDefaults(&self) }
 }

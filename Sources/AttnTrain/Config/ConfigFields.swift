@@ -215,6 +215,34 @@ extension ConfigField {
       setDefault: { $0[keyPath: path] = nil })
   }
 
+  static func classWeights(_ key: String, _ path: WritableKeyPath<Section, ClassWeights?>, _ meaning: String) -> Self {
+    Self(
+      key: key, type: "\"balanced\", object or null", meaning: "\(meaning) `null`: every label weighs 1.",
+      encode: {
+        switch $0[keyPath: path] {
+        case nil: return .null
+        case .balanced: return .string("balanced")
+        case .byLabel(let weights): return .object(weights.map { (key: $0.label, value: .number($0.weight)) })
+        }
+      },
+      decode: { section, json, _ in
+        let expected = "expected \"balanced\", an object of label: weight, or null"
+        switch json {
+        case .null: section[keyPath: path] = nil
+        case .string("balanced"): section[keyPath: path] = .balanced
+        case .object(let members):
+          guard !members.isEmpty else { throw FieldProblem("\(expected), found an empty object") }
+          section[keyPath: path] = .byLabel(try members.map { member in
+            do { return (member.key, try readNumber(member.value, .positive)) } catch let problem as FieldProblem {
+              throw FieldProblem("the weight of label \"\(member.key)\": \(problem.message)")
+            }
+          })
+        default: throw FieldProblem("\(expected), found \(json.kindName)")
+        }
+      },
+      setDefault: { $0[keyPath: path] = nil })
+  }
+
   static func seed(_ key: String, _ path: WritableKeyPath<Section, UInt64>, default value: UInt64, _ meaning: String) -> Self {
     Self(
       key: key, type: "integer", meaning: "\(meaning) 0 to \(UInt64.max).",

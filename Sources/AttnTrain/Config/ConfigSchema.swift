@@ -64,6 +64,9 @@ enum ConfigSchema {
       .int("consistency_check_interval", \.consistencyCheckInterval, default: 100, 0...Int.max, "Steps between checks that all ranks hold identical parameters; 0 turns the check off."),
       .optionalInt("threads", \.threads, 1...4096, "Compute threads per rank (they share every kernel, sgemms included); the environment variable `ATTN_TRAIN_THREADS` overrides it.", null: "the node's cores divided by the ranks on the node."),
       .optionalNumber("epochs", \.epochs, .positive, "Classification: train for this many passes over the training examples (each pass in a new shuffled order) instead of `max_steps`, which the run then derives (and records in the resolved config).", null: "`max_steps` decides."),
+      .optionalChoice("best_metric", \.bestMetric, "The dev figure that picks the `best` checkpoint and that `patience` watches: `\"loss\"`, or a classifier's `\"accuracy\"` or `\"macro_f1\"`.", null: "accuracy for classification, loss for a language model."),
+      .optionalInt("patience", \.patience, 1...Int.max, "Early stopping: after this many evaluations in a row without a better `best_metric`, training stops (with a final checkpoint; the `best` one is kept).", null: "train to the end."),
+      .bool("eval_each_epoch", \.evalEachEpoch, default: false, "Classification: also evaluate at the end of every epoch (besides every `eval_interval` steps)."),
       .double("gradient_bucket_mb", \.gradientBucketMB, default: 4, .positive, "Gradients are summed over ranks (reduce-scattered) in buckets of about this many MiB; a bucket never splits a tensor.").renamed(from: "allreduce_bucket_mb"),
       .bool("reduce_during_backward", \.reduceDuringBackward, default: true, "A communication thread reduce-scatters each bucket while backward computes the layers below it; `false` reduces the same buckets after backward. Same results either way.").renamed(from: "overlap_allreduce"),
     ])
@@ -93,6 +96,8 @@ enum ConfigSchema {
       .optionalChoice("pooling", \.pooling, "Classification: how a sequence becomes one vector: `\"mean\"` of its real tokens, `\"first\"` token (a `[CLS]` token the tokenizer must have), or `\"last\"` real token (the natural choice for causal attention).", null: "mean with bidirectional attention, last with causal."),
       .int("hidden_size", \.hiddenSize, default: 0, 0...65536, "Classification: width of a hidden layer (GELU, then `model.dropout`) before the class logits; 0 for none."),
       .choice("truncate", \.truncate, default: .end, "Classification: an example longer than `block_size` loses its `\"end\"` (the start is kept) or its `\"start\"`."),
+      .double("label_smoothing", \.labelSmoothing, default: 0, .zeroToBelowOne, "Classification: train toward (1 - e) on the true label and e / classes on every class, instead of all on the true label. Dev loss is reported without it."),
+      .classWeights("class_weights", \.classWeights, "Classification: each example's loss is multiplied by its label's weight (the step's loss stays a mean over examples). `\"balanced\"`: examples / (classes x examples of the label), from the training set. An object `{\"label\": weight, ...}`: the labels named, others 1."),
     ])
   }
 

@@ -37,11 +37,16 @@ extension Config {
       let classificationKeys: [(String, Bool)] = [
         ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
         ("hidden_size", t.hiddenSize != defaults.hiddenSize), ("truncate", t.truncate != defaults.truncate),
-        ("label_field", t.labelField != defaults.labelField), ("epochs", training.epochs != nil),
+        ("label_field", t.labelField != defaults.labelField), ("label_smoothing", t.labelSmoothing != 0),
+        ("class_weights", t.classWeights != nil), ("training.epochs", training.epochs != nil),
+        ("training.eval_each_epoch", training.evalEachEpoch),
       ]
       if let (key, _) = classificationKeys.first(where: \.1) {
-        let field = key == "epochs" ? "training.epochs" : "task.\(key)"
+        let field = key.hasPrefix("training.") ? key : "task.\(key)"
         throw fail(field, .null, "applies only to task.kind \"classification\"; remove it or set the task")
+      }
+      if let metric = training.bestMetric, metric != .loss {
+        throw fail("training.best_metric", .string(metric.rawValue), "a language model has a dev loss only; use \"loss\"")
       }
     case .classification:
       if data.format == .text {

@@ -148,6 +148,32 @@ public struct ClassificationData: Sendable {
     return ClassificationData(tokenizer: tokenizer, labels: labels, train: try tokenize(train), dev: try tokenize(dev))
   }
 
+  /// The training loss the config asks for, its class weights in label-id order.
+  public func loss(_ config: Config) throws -> ClassificationLoss {
+    let smoothing = Float(config.task.labelSmoothing)
+    switch config.task.classWeights {
+    case nil:
+      return ClassificationLoss(labelSmoothing: smoothing)
+    case .balanced:
+      var counts = [Int](repeating: 0, count: labels.count)
+      for n in 0..<train.count { counts[Int(train.label(n))] += 1 }
+      // A label the training set lacks never weighs an example; 1 keeps the list finite.
+      let weights = counts.map { $0 == 0 ? 1 : Float(Double(train.count) / Double(labels.count * $0)) }
+      return ClassificationLoss(labelSmoothing: smoothing, classWeights: weights)
+    case .byLabel(let given):
+      var weights = [Float](repeating: 1, count: labels.count)
+      for (label, weight) in given {
+        guard let id = labels.firstIndex(of: label) else {
+          throw InputError(
+            file: config.sourcePath, field: "task.class_weights",
+            problem: "names label \(label.debugDescription), which is not among the labels (\(labels.joined(separator: ", ")))")
+        }
+        weights[id] = Float(weight)
+      }
+      return ClassificationLoss(labelSmoothing: smoothing, classWeights: weights)
+    }
+  }
+
   /// Distinct labels, as numbers when every one is an integer, else as strings.
   static func sortedLabels(_ labels: [String]) -> [String] {
     let distinct = Array(Set(labels))

@@ -3,7 +3,7 @@
 //   1. every file goes into checkpoints/.partial-step-NNNNNNN-PID/ and is fsynced;
 //   2. that directory is renamed to step-NNNNNNN (atomic) and its parent fsynced;
 //   3. the `latest` file is replaced atomically with the new name; old step-* beyond keep_checkpoints
-//      are removed. `best` (the lowest dev loss so far) is replaced the same way and never pruned.
+//      are removed. `best` (the best dev figure so far, training.best_metric) is replaced the same way and never pruned.
 // A checkpoint holds model.safetensors (parameters by name), optimizer.safetensors (state per
 // parameter, "<state>.<name>"), trainer.json (step, counters, timing), config.json, vocab.json, and
 // manifest.json (SHA-256 of each). Loading checks the manifest before trusting any byte.
@@ -19,9 +19,12 @@ public struct TrainerState: Equatable, Sendable {
   public var tokensSeen: Int
   public var elapsedSeconds: Double
   public var bestDevLoss: Double?
-  /// A classifier's: the best checkpoint is the one of highest dev accuracy.
+  /// A classifier's figures at the best step (best by training.best_metric).
   public var bestDevAccuracy: Double?
+  public var bestDevMacroF1: Double?
   public var bestStep: Int?
+  /// Evaluations since the best one, which early stopping (training.patience) counts.
+  public var evaluationsSinceBest = 0
   /// How many processes wrote it (informational: resuming at another count is allowed).
   public var worldSize: Int
   public var formatVersion: Int = 1
@@ -44,7 +47,9 @@ public struct TrainerState: Equatable, Sendable {
       (key: "elapsed_s", value: JSONValue(number: elapsedSeconds)),
       (key: "best_dev_loss", value: bestDevLoss.map(JSONValue.init(number:)) ?? .null),
       (key: "best_dev_accuracy", value: bestDevAccuracy.map(JSONValue.init(number:)) ?? .null),
+      (key: "best_dev_macro_f1", value: bestDevMacroF1.map(JSONValue.init(number:)) ?? .null),
       (key: "best_step", value: bestStep.map(JSONValue.init(integer:)) ?? .null),
+      (key: "evaluations_since_best", value: JSONValue(integer: evaluationsSinceBest)),
       (key: "world_size", value: JSONValue(integer: worldSize)),
       (key: "format_version", value: JSONValue(integer: formatVersion)),
     ])
@@ -58,7 +63,9 @@ public struct TrainerState: Equatable, Sendable {
     elapsedSeconds = try object.double("elapsed_s")
     bestDevLoss = try object.optionalDouble("best_dev_loss")
     bestDevAccuracy = try object.optionalDouble("best_dev_accuracy")
+    bestDevMacroF1 = try object.optionalDouble("best_dev_macro_f1")
     bestStep = try object.optionalInt("best_step")
+    evaluationsSinceBest = try object.optionalInt("evaluations_since_best") ?? 0
     worldSize = try object.int("world_size")
     formatVersion = try object.int("format_version")
     guard formatVersion == 1 else {

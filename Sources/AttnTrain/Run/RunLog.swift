@@ -18,6 +18,7 @@ public struct MetricsRecord: Equatable, Sendable {
   public var devLoss: Double?
   /// A classifier's, with devLoss.
   public var devAccuracy: Double?
+  public var devMacroF1: Double?
   /// Training wall time of the run, carried across resumes.
   public var elapsedSeconds: Double
 
@@ -39,6 +40,7 @@ public struct MetricsRecord: Equatable, Sendable {
     if let tokensPerSecond { parts.append(String(format: "%.0f tok/s", tokensPerSecond)) }
     if let devLoss { parts.append(String(format: "dev loss %.4f", devLoss)) }
     if let devAccuracy { parts.append(String(format: "dev accuracy %.4f", devAccuracy)) }
+    if let devMacroF1 { parts.append(String(format: "macro-F1 %.4f", devMacroF1)) }
     parts.append(String(format: "%.1fs", elapsedSeconds))
     return parts.joined(separator: " | ")
   }
@@ -51,6 +53,7 @@ public struct MetricsRecord: Equatable, Sendable {
     if let tokensPerSecond { members.append((key: "tokens_per_s", value: Self.number(tokensPerSecond))) }
     if let devLoss { members.append((key: "dev_loss", value: Self.number(devLoss))) }
     if let devAccuracy { members.append((key: "dev_accuracy", value: Self.number(devAccuracy))) }
+    if let devMacroF1 { members.append((key: "dev_macro_f1", value: Self.number(devMacroF1))) }
     members.append((key: "elapsed_s", value: Self.number(elapsedSeconds)))
     return .object(members)
   }

@@ -48,7 +48,7 @@ public final class Trainer {
     schedule = config.learningRateSchedule
     switch data {
     case .text(let text): task = LanguageModelTask(model: model, data: text, plan: plan, config: config)
-    case .labeled(let labeled): task = ClassificationTask(model: model, data: labeled, plan: plan, config: config)
+    case .labeled(let labeled): task = try ClassificationTask(model: model, data: labeled, plan: plan, config: config)
     }
     writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints, faults: faults)
     dataParallel = ShardedDataParallel(
@@ -80,7 +80,21 @@ public final class Trainer {
     checksum.deallocate()
   }
 
-  public enum Outcome: Equatable, Sendable { case finished, stoppedBySignal(step: Int) }
+  public enum Outcome: Equatable, Sendable {
+    case finished
+    case stoppedBySignal(step: Int)
+    /// training.patience evaluations in a row brought no better best_metric.
+    case stoppedEarly(step: Int)
+  }
+
+  /// The figure that picks the best checkpoint and that patience watches.
+  public var bestMetric: BestMetric {
+    config.training.bestMetric ?? (config.task.kind == .classification ? .accuracy : .loss)
+  }
+
+  private var patienceRanOut: Bool {
+    config.training.patience.map { state.evaluationsSinceBest >= $0 } ?? false
+  }
 
   public func train(stopRequested: () -> Bool) throws -> Outcome {
     let training = config.training
@@ -93,6 +107,10 @@ public final class Trainer {
     if state.step >= training.maxSteps {
       log.say("nothing to do: the run is at step \(state.step), max_steps is \(training.maxSteps)")
       return .finished
+    }
+    if patienceRanOut {
+      log.say("nothing to do: the run stopped early at step \(state.step) (training.patience)")
+      return .stoppedEarly(step: state.step)
     }
 
     while state.step < training.maxSteps {
@@ -126,18 +144,27 @@ public final class Trainer {
         windowTokens = 0
         pausedSeconds = 0
       }
-      let evaluate = (training.evalInterval > 0 && state.step % training.evalInterval == 0) || done
+      let evaluate =
+        (training.evalInterval > 0 && state.step % training.evalInterval == 0) || done
+        || (training.evalEachEpoch && task.endsEpoch(step: state.step))
+      var stoppedEarly = false
       if evaluate {
         let pauseStart = clock.seconds
         let result = try task.evaluate(communicator)
         if record == nil { record = MetricsRecord(step: state.step, trainLoss: trainLoss, learningRate: lr, elapsedSeconds: 0) }
         record?.devLoss = result.loss
         record?.devAccuracy = result.accuracy
-        if result.isBetter(than: state) {
+        record?.devMacroF1 = result.macroF1
+        if result.isBetter(than: state, by: bestMetric) {
           state.bestDevLoss = result.loss
           state.bestDevAccuracy = result.accuracy
+          state.bestDevMacroF1 = result.macroF1
           state.bestStep = state.step
+          state.evaluationsSinceBest = 0
           try saveCheckpoint(named: "best")
+        } else {
+          state.evaluationsSinceBest += 1
+          stoppedEarly = patienceRanOut && !done
         }
         pausedSeconds += clock.seconds - pauseStart
       }
@@ -146,7 +173,7 @@ public final class Trainer {
         log.record(record, maxSteps: training.maxSteps)
       }
       let checkpointDue = training.checkpointInterval > 0 && state.step % training.checkpointInterval == 0
-      if checkpointDue || done || stop {
+      if checkpointDue || done || stop || stoppedEarly {
         let pauseStart = clock.seconds
         let name = CheckpointDirectory.name(forStep: state.step)
         try saveCheckpoint(named: name)
@@ -157,6 +184,10 @@ public final class Trainer {
       }
       if faults.killAfterStep == state.step { kill(getpid(), SIGKILL) }
       if stop && !done { return .stoppedBySignal(step: state.step) }
+      if stoppedEarly {
+        log.say("stopping early: \(training.patience!) evaluations without a better dev \(bestMetric.rawValue) since step \(state.bestStep ?? 0)")
+        return .stoppedEarly(step: state.step)
+      }
     }
     return .finished
   }

@@ -18,17 +18,30 @@ protocol TrainingTask: AnyObject {
     gradientsReady: (Range<Int>) -> Void
   ) throws -> Double
   func evaluate(_ communicator: Communicator) throws -> DevFigures
+  /// Whether the step of this 1-based number finishes a pass over the training examples.
+  func endsEpoch(step: Int) -> Bool
 }
 
-/// What an evaluation during training reports: the dev loss, and a classifier's accuracy.
+/// What an evaluation during training reports: the dev loss, and a classifier's accuracy and
+/// macro-F1.
 public struct DevFigures: Sendable {
   public let loss: Double
-  public let accuracy: Double?
+  public var accuracy: Double?
+  public var macroF1: Double?
 
-  /// Better than the best so far: a higher accuracy when there is one, else a lower loss.
-  func isBetter(than state: TrainerState) -> Bool {
-    if let accuracy { return accuracy > (state.bestDevAccuracy ?? -1) }
-    return loss < (state.bestDevLoss ?? .infinity)
+  public init(loss: Double, accuracy: Double? = nil, macroF1: Double? = nil) {
+    self.loss = loss
+    self.accuracy = accuracy
+    self.macroF1 = macroF1
+  }
+
+  /// Strictly better than the best so far by `metric` (the first evaluation always is).
+  func isBetter(than state: TrainerState, by metric: BestMetric) -> Bool {
+    switch metric {
+    case .loss: return loss < (state.bestDevLoss ?? .infinity)
+    case .accuracy: return (accuracy ?? -1) > (state.bestDevAccuracy ?? -.infinity)
+    case .macroF1: return (macroF1 ?? -1) > (state.bestDevMacroF1 ?? -.infinity)
+    }
   }
 }
 
@@ -75,8 +88,11 @@ final class LanguageModelTask: TrainingTask {
   }
 
   func evaluate(_ communicator: Communicator) throws -> DevFigures {
-    DevFigures(loss: try evaluator.evaluate(communicator).loss, accuracy: nil)
+    DevFigures(loss: try evaluator.evaluate(communicator).loss)
   }
+
+  /// Windows are drawn at random, not in passes.
+  func endsEpoch(step: Int) -> Bool { false }
 }
 
 final class ClassificationTask: TrainingTask {
@@ -85,9 +101,11 @@ final class ClassificationTask: TrainingTask {
   private let plan: BatchPlan
   private let sampler: EpochSampler
   private let evaluator: ClassificationEvaluator
+  private let loss: ClassificationLoss
   private let tokens, lengths, labels: UnsafeMutablePointer<Int32>
 
-  init(model: GPT, data: ClassificationData, plan: BatchPlan, config: Config) {
+  init(model: GPT, data: ClassificationData, plan: BatchPlan, config: Config) throws {
+    loss = try data.loss(config)
     self.model = model
     self.data = data
     self.plan = plan
@@ -117,15 +135,20 @@ final class ClassificationTask: TrainingTask {
       let n = sampler.example(globalSample: stepStart + firstSample + row)
       data.train.copy(n, toRow: row, tokens: tokens, lengths: lengths, labels: labels)
     }
-    let loss = model.classify(tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, dropout: dropout)
+    let sum = model.classify(tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, loss: loss, dropout: dropout)
     model.backwardClassifier(
-      tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, lossScale: lossScale, dropout: dropout,
+      tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, loss: loss, lossScale: lossScale, dropout: dropout,
       accumulate: accumulate, gradientsReady: gradientsReady)
-    return loss
+    return sum
   }
 
   func evaluate(_ communicator: Communicator) throws -> DevFigures {
     let metrics = try evaluator.evaluate(communicator)
-    return DevFigures(loss: metrics.loss, accuracy: metrics.accuracy)
+    return DevFigures(loss: metrics.loss, accuracy: metrics.accuracy, macroF1: metrics.macroF1)
+  }
+
+  func endsEpoch(step: Int) -> Bool {
+    let (perStep, count) = (plan.examplesPerStep, data.train.count)
+    return step * perStep / count > (step - 1) * perStep / count
   }
 }
