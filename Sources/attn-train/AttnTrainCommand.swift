@@ -1,4 +1,4 @@
-// attn-train: train, evaluate and sample a Transformer language model from one JSON config.
+// attn-train: train, evaluate, predict with and sample a Transformer (language model or text classifier) from one JSON config.
 // Running `attn-train CONFIG` trains (the default subcommand); under `mpirun -np N` every rank runs
 // this same program and they train one model together.
 
@@ -9,7 +9,7 @@ import AttnTrain
 struct AttnTrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "attn-train",
-    abstract: "Train a Transformer language model on CPUs, alone or data-parallel under mpirun.",
+    abstract: "Train a Transformer language model or text classifier on CPUs, alone or data-parallel under mpirun.",
     discussion: """
       The config file (JSON) sets the model, optimizer, schedule, training, data and output; the
       README documents every field. Examples:
@@ -17,10 +17,11 @@ struct AttnTrainCommand: ParsableCommand {
         attn-train prepare Configs/shakespeare-gpt2.json
         mpirun -np 4 attn-train Configs/shakespeare-char.json
         attn-train eval Configs/shakespeare-char.json --json
+        attn-train predict Configs/sst2.json --input reviews.tsv --output labels.jsonl
         attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
         attn-train tokenizer train Configs/shakespeare-bpe.json
       """,
-    subcommands: [Train.self, Prepare.self, Eval.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
+    subcommands: [Train.self, Prepare.self, Eval.self, Predict.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
     defaultSubcommand: Train.self)
 }
 

@@ -114,36 +114,17 @@ public struct ClassificationData: Sendable {
 
     let tokenizer = try vocabulary ?? makeTokenizer(config, train: train, dev: dev, learnedTokenizerFile: learnedTokenizerFile, log: log)
     try TextData.check(tokenizer, against: config)
-    var cls: Int32?
-    if config.pooling == .first {
-      guard let id = tokenizer.specialID("[CLS]") else {
-        throw InputError(
-          file: config.sourcePath, field: "task.pooling",
-          problem: "\"first\" pools a [CLS] token the tokenizer puts first, and this \(tokenizer.kind.rawValue) tokenizer has none",
-          hint: "use \"mean\" or \"last\", or a tokenizer.json with a [CLS] special token")
-      }
-      cls = id
-    }
+    let encoder = try ExampleEncoder(config, tokenizer: tokenizer)
     func tokenize(_ examples: [RawExample]) throws -> LabeledExamples {
-      let T = config.model.blockSize
       let encoded = try examples.map { example -> (ids: [Int32], label: Int32) in
         guard let label = ids[example.label] else {
           throw InputError(
             file: example.file, problem: "line \(example.line): label \(example.label.debugDescription) is not among the labels (\(labels.joined(separator: ", ")))",
             hint: "the labels come from the training data or task.labels")
         }
-        var tokens = try tokenizer.encode(example.text, source: "\(example.file) line \(example.line)")
-        let room = T - (cls == nil ? 0 : 1)
-        if tokens.count > room {
-          tokens = config.task.truncate == .end ? Array(tokens.prefix(room)) : Array(tokens.suffix(room))
-        }
-        if let cls { tokens.insert(cls, at: 0) }
-        guard !tokens.isEmpty else {
-          throw InputError(file: example.file, problem: "line \(example.line): the text is empty", hint: "remove the row")
-        }
-        return (tokens, label)
+        return (try encoder.encode(example), label)
       }
-      return LabeledExamples(sequenceLength: T, examples: encoded)
+      return LabeledExamples(sequenceLength: encoder.sequenceLength, examples: encoded)
     }
     return ClassificationData(tokenizer: tokenizer, labels: labels, train: try tokenize(train), dev: try tokenize(dev))
   }
@@ -196,15 +177,59 @@ public struct ClassificationData: Sendable {
   }
 }
 
+/// An example's text as the model reads it: at most block_size ids, cut at the configured end, with
+/// the [CLS] id first when pooling "first" needs it.
+struct ExampleEncoder {
+  let tokenizer: Tokenizer
+  let sequenceLength: Int
+  let truncate: TruncationSide
+  let cls: Int32?
+  let configPath: String
+
+  init(_ config: Config, tokenizer: Tokenizer) throws {
+    self.tokenizer = tokenizer
+    sequenceLength = config.model.blockSize
+    truncate = config.task.truncate
+    configPath = config.sourcePath
+    guard config.pooling == .first else {
+      cls = nil
+      return
+    }
+    guard let id = tokenizer.specialID("[CLS]") else {
+      throw InputError(
+        file: config.sourcePath, field: "task.pooling",
+        problem: "\"first\" pools a [CLS] token the tokenizer puts first, and this \(tokenizer.kind.rawValue) tokenizer has none",
+        hint: "use \"mean\" or \"last\", or a tokenizer.json with a [CLS] special token")
+    }
+    cls = id
+  }
+
+  func encode(_ example: RawExample) throws -> [Int32] {
+    var tokens = try tokenizer.encode(example.text, source: "\(example.file) line \(example.line)")
+    let room = sequenceLength - (cls == nil ? 0 : 1)
+    if tokens.count > room {
+      tokens = truncate == .end ? Array(tokens.prefix(room)) : Array(tokens.suffix(room))
+    }
+    if let cls { tokens.insert(cls, at: 0) }
+    guard !tokens.isEmpty else {
+      throw InputError(file: example.file, problem: "line \(example.line): the text is empty", hint: "remove the row")
+    }
+    return tokens
+  }
+}
+
 // MARK: - Reading files
 
 extension ClassificationData {
-  static func readExamples(_ path: String, field: String, _ config: Config) throws -> [RawExample] {
+  /// `labelled`: false reads texts whose label may be missing (predict's input); their label is "".
+  static func readExamples(
+    _ path: String, field: String, _ config: Config, format: SourceFormat? = nil, labelled: Bool = true
+  ) throws -> [RawExample] {
     let file = try MappedFile(path: path)
     guard file.count > 0 else { throw InputError(file: path, field: field, problem: "the file is empty") }
     let textField = config.data.textField
     let labelField = config.task.labelField
-    switch config.data.format {
+    switch format ?? config.data.format {
     case .jsonl:
       return try CorpusSources.documentLinesWithNumbers(file.bytes).map { range, line in
         func fail(_ problem: String) -> InputError { InputError(file: path, field: field, problem: "line \(line): \(problem)") }
@@ -222,6 +247,7 @@ extension ClassificationData {
         switch members.first(where: { $0.key == labelField })?.value {
         case .string(let name)?: label = name
         case .integer(let number)?: label = number
+        case nil where !labelled: label = ""
         default: throw fail("no \"\(labelField)\" label, a string or an integer (task.label_field names it)")
         }
         return RawExample(text: text, label: label, file: path, line: line)
@@ -230,7 +256,7 @@ extension ClassificationData {
       guard let text = String(validatingUTF8: file.bytes) else {
         throw InputError(file: path, field: field, problem: "not valid UTF-8 at byte \(firstInvalidUTF8Offset(file.bytes))")
       }
-      let rows = try DelimitedRows(text, separator: config.data.format == .tsv ? "\t" : ",", path: path)
+      let rows = try DelimitedRows(text, separator: (format ?? config.data.format) == .tsv ? "\t" : ",", path: path)
       guard let header = rows.first else { throw InputError(file: path, field: field, problem: "has no header row") }
       func column(_ name: String, _ key: String) throws -> Int {
         guard let index = header.fields.firstIndex(of: name) else {
@@ -240,13 +266,13 @@ extension ClassificationData {
         return index
       }
       let textColumn = try column(textField, "data.text_field")
-      let labelColumn = try column(labelField, "task.label_field")
+      let labelColumn = labelled || header.fields.contains(labelField) ? try column(labelField, "task.label_field") : nil
       return try rows.dropFirst().map { row in
         guard row.fields.count == header.fields.count else {
           throw InputError(
             file: path, field: field, problem: "line \(row.line): \(row.fields.count) fields where the header has \(header.fields.count) (a ragged row)")
         }
-        return RawExample(text: row.fields[textColumn], label: row.fields[labelColumn], file: path, line: row.line)
+        return RawExample(text: row.fields[textColumn], label: labelColumn.map { row.fields[$0] } ?? "", file: path, line: row.line)
       }
     case .text:
       preconditionFailure("validate() keeps classification from reading text format")
