@@ -39,6 +39,28 @@ enum SST2 {
   }
 }
 
+/// predict's JSON lines, read back.
+struct Predictions {
+  let line: Int
+  let label: String
+  let score: Double
+  let probabilities: [String: Double]
+
+  static func read(_ path: String) throws -> [Predictions] {
+    try parse(String(contentsOfFile: path, encoding: .utf8))
+  }
+
+  static func parse(_ text: String) throws -> [Predictions] {
+    try text.split(separator: "\n").map { line in
+      let object = try JSONObject(JSONValue.parse(Data(line.utf8)))
+      let probabilities = try object.object("probabilities")
+      return Predictions(
+        line: try object.int("line"), label: try object.string("label"), score: try object.double("score"),
+        probabilities: Dictionary(uniqueKeysWithValues: try probabilities.keys.map { ($0, try probabilities.double($0)) }))
+    }
+  }
+}
+
 @Suite struct ClassificationTests {
   /// About 15 seconds: 400 steps of a 1-layer, 64-wide encoder with a learned 1024-token BPE.
   @Test func aSmallSST2ClassifierBeatsTheMajorityClassByFar() throws {
@@ -83,6 +105,21 @@ enum SST2 {
     #expect(table.status == 0, "\(table.output)")
     #expect(table.stdout.contains(String(format: "accuracy %.4f (%d of %d)", accuracy, Int((accuracy * Double(devLabels.count)).rounded()), devLabels.count)), "\(table.output)")
     #expect(table.stdout.contains("confusion (rows: true label, columns: predicted)"), "\(table.output)")
+
+    // predict over the dev file labels it as eval scored it: the same number right.
+    let output = dir.appendingPathComponent("predicted.jsonl").path
+    let predicted = try Harness.attnTrain(["predict", config, "--input", SST2.dev, "--output", output], timeout: 120)
+    #expect(predicted.status == 0, "\(predicted.output)")
+    let predictions = try Predictions.read(output)
+    #expect(predictions.map(\.line) == Array(2...(devLabels.count + 1)))
+    let right = zip(predictions, devLabels).filter { $0.label == $1 }.count
+    #expect(Double(right) / Double(devLabels.count) == accuracy)
+    for p in predictions {
+      #expect(abs(p.probabilities.values.reduce(0, +) - 1) < 1e-9 && p.probabilities[p.label] == p.score)
+      #expect(p.probabilities.values.allSatisfy { $0 <= p.score })
+    }
+    let refused = try Harness.attnTrain(["predict", config, "--input", SST2.dev, "--output", output], timeout: 60)
+    #expect(refused.status != 0 && refused.stderr.contains("exists; pass --overwrite"), "\(refused.output)")
     try? FileManager.default.removeItem(at: dir)
   }
 
@@ -149,6 +186,7 @@ extension MPIEndToEnd {
       let (dir, train, dev) = try Self.setup("classify-ranks")
       var losses: [Int: [Int: Double]] = [:]
       var accuracy: [Int: [Double]] = [:]
+      var predictions: [Int: [Predictions]] = [:]
       for ranks in [1, 2, 4] {
         let run = dir.appendingPathComponent("np\(ranks)").path
         var sections = Self.sections
@@ -158,7 +196,16 @@ extension MPIEndToEnd {
         #expect(result.status == 0, "np \(ranks): \(result.output)")
         losses[ranks] = try Harness.losses(runDirectory: run)
         accuracy[ranks] = try Harness.metrics(runDirectory: run).compactMap { $0["dev_accuracy"] }
+        // predict under mpirun: each rank labels its share, rank 0 prints them all in order.
+        let jsonl = dir.appendingPathComponent("texts.jsonl").path
+        let texts = try SST2.labels(dev).indices.map { #"{"sentence": "text number \#($0) is \#($0 % 3 == 0 ? "great" : "dull")"}"# }
+        try (texts.joined(separator: "\n") + "\n").write(toFile: jsonl, atomically: true, encoding: .utf8)
+        let arguments = ["predict", config, "--input", jsonl, "--batch-size", "7"]
+        let labelled = ranks == 1 ? try Harness.attnTrain(arguments, timeout: 60) : try Harness.mpirun(ranks, arguments, timeout: 60)
+        #expect(labelled.status == 0, "np \(ranks): \(labelled.output)")
+        predictions[ranks] = try Predictions.parse(labelled.stdout)
       }
+      #expect(predictions[1]?.map(\.line) == Array(1...200))
       let one = try #require(losses[1])
       #expect(one.count == 20)
       for ranks in [2, 4] {
@@ -168,6 +215,11 @@ extension MPIEndToEnd {
           #expect(abs(a - b) <= 1e-5 * abs(a), "step \(step): 1 process \(a), \(ranks) ranks \(b)")
         }
         #expect(accuracy[ranks] == accuracy[1], "dev accuracy at steps 10 and 20")
+        // Weights within rounding of each other: the same labels, probabilities within 1e-4.
+        for (a, b) in zip(predictions[1] ?? [], predictions[ranks] ?? []) {
+          #expect(a.line == b.line && a.label == b.label && abs(a.score - b.score) < 1e-4, "\(a) vs \(b)")
+        }
+        #expect(predictions[ranks]?.count == 200)
       }
       #expect(accuracy[1]?.count == 2)
       try? FileManager.default.removeItem(at: dir)
