@@ -147,6 +147,59 @@ struct Predictions {
     #expect(again.stdout.contains("nothing to do: the run stopped early at step 10"), "\(again.output)")
   }
 
+  /// A language model pretrained on the training sentences (their TSV's text column), then a
+  /// classifier fine-tuned from it: the body starts as the checkpoint's, the head new; another width
+  /// or tokenizer is refused before anything is written.
+  @Test func fineTuningStartsFromALanguageModelsBody() throws {
+    let dir = try Harness.temporaryDirectory("init-from")
+    let train = try SST2.head(SST2.train, 600, in: dir, name: "train.tsv")
+    let dev = try SST2.head(SST2.dev, 60, in: dir, name: "dev.tsv")
+    let pretrainRun = dir.appendingPathComponent("pretrain").path
+    let pretrain = try SST2.config(in: dir, name: "pretrain.json", train: train, dev: dev, [
+      "training": ["max_steps": 10], "task": ["kind": "language_model"], "output": ["run_dir": pretrainRun],
+    ])
+    let pretrained = try Harness.attnTrain([pretrain], timeout: 120)
+    #expect(pretrained.status == 0, "\(pretrained.output)")
+
+    func finetune(_ name: String, _ extra: [String: [String: Any]]) throws -> (Harness.Result, run: String) {
+      let run = dir.appendingPathComponent(name).path
+      var sections: [String: [String: Any]] = [
+        // Too small a rate to move a weight by more than rounding.
+        "optimizer": ["learning_rate": 1e-9], "schedule": ["min_lr": 0, "warmup_steps": 1],
+        "training": ["max_steps": 2, "init_from": pretrainRun], "output": ["run_dir": run],
+      ]
+      for (section, values) in extra {
+        for (key, value) in values { sections[section, default: [:]][key] = value }
+      }
+      let config = try SST2.config(in: dir, name: "\(name).json", train: train, dev: dev, sections)
+      return (try Harness.attnTrain([config], timeout: 120), run)
+    }
+    let (tuned, run) = try finetune("finetune", [:])
+    #expect(tuned.status == 0, "\(tuned.output)")
+    #expect(tuned.stdout.contains("initialised from \(pretrainRun)/checkpoints/step-0000010 (step 10)"), "\(tuned.output)")
+    let before = try SafeTensorsFile(path: "\(pretrainRun)/checkpoints/step-0000010/model.safetensors")
+    let after = try SafeTensorsFile(path: "\(run)/checkpoints/step-0000002/model.safetensors")
+    for name in after.names where !name.hasPrefix("classifier.") {
+      let (a, b) = (try before.floats(name), try after.floats(name))
+      #expect(a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) is not the pretrained one")
+    }
+    #expect(after.names.contains { $0.hasPrefix("classifier.") })
+    // Without init_from the body is random: far from the pretrained one.
+    let (fresh, freshRun) = try finetune("fresh", ["training": ["init_from": NSNull()]])
+    #expect(fresh.status == 0, "\(fresh.output)")
+    let random = try SafeTensorsFile(path: "\(freshRun)/checkpoints/step-0000002/model.safetensors")
+    #expect(zip(try before.floats("wte"), try random.floats("wte")).contains { abs($0 - $1) > 1e-3 })
+
+    let (wider, widerRun) = try finetune("wider", ["model": ["n_embd": 64]])
+    #expect(wider.status != 0)
+    #expect(wider.stderr.contains("model.n_embd") && wider.stderr.contains("is 64, but the init_from checkpoint"), "\(wider.output)")
+    let (otherTokenizer, otherRun) = try finetune("char", ["data": ["tokenizer": "char"]])
+    #expect(otherTokenizer.status != 0)
+    #expect(otherTokenizer.stderr.contains("data.tokenizer") && otherTokenizer.stderr.contains("trained with a byte tokenizer of 256 ids"), "\(otherTokenizer.output)")
+    for refusedRun in [widerRun, otherRun] { #expect(RunFiles.entries(refusedRun).isEmpty) }
+    try? FileManager.default.removeItem(at: dir)
+  }
+
   /// A dev file whose label the checkpoint's label list lacks: eval names the file and line.
   @Test func evalRefusesALabelTheCheckpointDoesNotKnow() throws {
     let dir = try Harness.temporaryDirectory("eval-label")

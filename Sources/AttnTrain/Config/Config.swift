@@ -86,6 +86,8 @@ public struct TrainingConfig: Equatable, Sendable {
   /// Evaluations in a row without a better best_metric after which training stops; nil: never.
   public var patience: Int?
   public var evalEachEpoch = false
+  /// A checkpoint (or a run directory: its newest valid checkpoint) whose body a fresh run starts from.
+  public var initFrom: String?
   public var gradientBucketMB = 0.0
   public var reduceDuringBackward = false
 

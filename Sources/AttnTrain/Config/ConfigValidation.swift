@@ -31,9 +31,6 @@ extension Config {
       if model.attention == .bidirectional {
         throw fail("model.attention", .string("bidirectional"), "a language model predicts the next token, so it must attend causally; bidirectional attention is for task.kind \"classification\"")
       }
-      if data.format == .tsv || data.format == .csv {
-        throw fail("data.format", .string(data.format.rawValue), "holds labelled examples; set task.kind to \"classification\", or use \"text\" or \"jsonl\" for a language model")
-      }
       let classificationKeys: [(String, Bool)] = [
         ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
         ("hidden_size", t.hiddenSize != defaults.hiddenSize), ("truncate", t.truncate != defaults.truncate),

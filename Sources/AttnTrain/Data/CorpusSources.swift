@@ -1,6 +1,7 @@
 // The documents a run's text comes from, and how they are cut into units that encode independently.
 // train_path and dev_path name files, glob patterns or lists of them; with format "text" each file is
-// one document, with "jsonl" each line's text field is. Without dev_path the dev split is held out
+// one document, with "jsonl" each line's text field is, with "tsv" or "csv" each row's text column
+// (labels, if any, unread: a classifier's training sentences as a language model's text). Without dev_path the dev split is held out
 // from the end of the training sources: text at a character of all the files together (one file:
 // nanoGPT's split), JSONL at a document.
 // A unit is part of a split that encodes on its own: a chunk of one text file, cut only at a space
@@ -74,6 +75,12 @@ final class CorpusSources: @unchecked Sendable {
     var units: [SourceUnit] = []
     let trainIndices = Array(0..<trainFiles.count)
     let devIndices = Array(trainFiles.count..<files.count)
+    if devIndices.isEmpty && (format == .tsv || format == .csv) {
+      throw InputError(
+        file: data.trainPaths.joined(separator: ", "), field: "data.dev_path",
+        problem: "is needed: a language model's TSV or CSV text is not split into train and dev",
+        hint: "name a dev file of the same columns")
+    }
     if devIndices.isEmpty {
       units = try Self.heldOut(
         files, trainIndices, fraction: data.trainFraction, format: format, bytes: tokenizer == .byte, unitBytes: unitBytes)
@@ -147,6 +154,10 @@ final class CorpusSources: @unchecked Sendable {
     format: SourceFormat, firstLine: Int = 1
   ) -> [SourceUnit] {
     let bytes = file.mapped.bytes
+    if format == .tsv || format == .csv {
+      // A row's quoted text may span lines, so a file is one unit, its rows read whole.
+      return [SourceUnit(split: split, file: index, bytes: range, separated: separated, firstLine: 1)]
+    }
     var units: [SourceUnit] = []
     var start = range.lowerBound
     var line = firstLine
@@ -176,7 +187,7 @@ final class CorpusSources: @unchecked Sendable {
     // Where the cut falls: (file, byte offset, line number there).
     var cut: (file: Int, offset: Int, line: Int)?
     switch format {
-    case .tsv, .csv: preconditionFailure("labelled examples are read by LabeledExamples; validate() keeps them from language models")
+    case .tsv, .csv: preconditionFailure("init refuses TSV and CSV without dev_path")
     case .text:
       let counts = indices.map { bytes ? files[$0].mapped.count : characterCount(files[$0].mapped.bytes) }
       var target = Int(Double(counts.reduce(0, +)) * fraction)
@@ -294,6 +305,15 @@ extension CorpusSources {
   func forEachDocument(in unit: SourceUnit, _ body: (UnsafeBufferPointer<UInt8>, Bool) throws -> Void) throws {
     let file = files[unit.file]
     let bytes = UnsafeBufferPointer(rebasing: file.mapped.bytes[unit.bytes])
+    if format == .tsv || format == .csv {
+      let rows = try ClassificationData.readExamples(
+        file.mapped.path, field: file.field, format: format, textField: textField, labelField: "", labelled: false)
+      for (n, row) in rows.enumerated() {
+        var text = row.text
+        try text.withUTF8 { try body($0, n == 0 ? unit.separated : true) }
+      }
+      return
+    }
     guard format == .jsonl else { return try body(bytes, unit.separated) }
     var line = unit.firstLine
     var first = true

@@ -221,15 +221,19 @@ struct ExampleEncoder {
 // MARK: - Reading files
 
 extension ClassificationData {
-  /// `labelled`: false reads texts whose label may be missing (predict's input); their label is "".
+  /// The config's examples in one file.
+  static func readExamples(_ path: String, field: String, _ config: Config) throws -> [RawExample] {
+    try readExamples(path, field: field, format: config.data.format, textField: config.data.textField, labelField: config.task.labelField)
+  }
+
+  /// `labelled`: false reads texts whose label may be missing (predict's input, a language model's
+  /// text); their label is "".
   static func readExamples(
-    _ path: String, field: String, _ config: Config, format: SourceFormat? = nil, labelled: Bool = true
+    _ path: String, field: String, format: SourceFormat, textField: String, labelField: String, labelled: Bool = true
   ) throws -> [RawExample] {
     let file = try MappedFile(path: path)
     guard file.count > 0 else { throw InputError(file: path, field: field, problem: "the file is empty") }
-    let textField = config.data.textField
-    let labelField = config.task.labelField
-    switch format ?? config.data.format {
+    switch format {
     case .jsonl:
       return try CorpusSources.documentLinesWithNumbers(file.bytes).map { range, line in
         func fail(_ problem: String) -> InputError { InputError(file: path, field: field, problem: "line \(line): \(problem)") }
@@ -256,7 +260,7 @@ extension ClassificationData {
       guard let text = String(validatingUTF8: file.bytes) else {
         throw InputError(file: path, field: field, problem: "not valid UTF-8 at byte \(firstInvalidUTF8Offset(file.bytes))")
       }
-      let rows = try DelimitedRows(text, separator: (format ?? config.data.format) == .tsv ? "\t" : ",", path: path)
+      let rows = try DelimitedRows(text, separator: format == .tsv ? "\t" : ",", path: path)
       guard let header = rows.first else { throw InputError(file: path, field: field, problem: "has no header row") }
       func column(_ name: String, _ key: String) throws -> Int {
         guard let index = header.fields.firstIndex(of: name) else {
@@ -275,7 +279,7 @@ extension ClassificationData {
         return RawExample(text: row.fields[textColumn], label: labelColumn.map { row.fields[$0] } ?? "", file: path, line: row.line)
       }
     case .text:
-      preconditionFailure("validate() keeps classification from reading text format")
+      preconditionFailure("examples come from TSV, CSV or JSONL; validate() and predict keep text files out")
     }
   }
 }

@@ -68,6 +68,19 @@ public struct LoadedCheckpoint {
     optimizer.stepCount = stepCount
   }
 
+  /// Copies one of the checkpoint's weights into `model`'s tensor of that name; with `prefixOK`, a
+  /// tensor of fewer rows takes the checkpoint's first rows (learned positions for a shorter block).
+  func restore(_ tensor: ParameterTensor, into model: GPT, prefixOK: Bool) throws {
+    let file = self.model
+    guard prefixOK, let shape = file.shape(of: tensor.name), shape.count == 2, tensor.shape.count == 2,
+      shape[1] == tensor.shape[1], shape[0] > tensor.shape[0]
+    else {
+      return try restore(from: file, name: tensor.name, tensor: tensor, into: model.parameters)
+    }
+    let rows = try file.floats(tensor.name)
+    for i in 0..<tensor.count { model.parameters.pointer[tensor.offset + i] = rows[i] }
+  }
+
   private func restore(from file: SafeTensorsFile, name: String, tensor: ParameterTensor, into buffer: FloatBuffer) throws {
     guard let shape = file.shape(of: name) else {
       throw InputError(file: file.path, problem: "tensor \(name) is missing")

@@ -49,9 +49,10 @@ public enum Predictor {
         file: config.sourcePath, field: "task.kind", problem: "predict labels texts with a classifier; this run is a language model",
         hint: "use attn-train sample to generate text")
     }
-    let format = SourceFormat(fileExtension: (inputPath as NSString).pathExtension)
+    let format = SourceFormat(fileExtension: (inputPath as NSString).pathExtension) ?? config.data.format
     let texts = try ClassificationData.readExamples(
-      inputPath, field: "--input", trained.with(dataOf: config), format: format, labelled: false)
+      inputPath, field: "--input", format: format, textField: config.data.textField, labelField: trained.task.labelField,
+      labelled: false)
     guard !texts.isEmpty else { throw InputError(file: inputPath, field: "--input", problem: "holds no texts") }
     let encoder = try ExampleEncoder(trained, tokenizer: loaded.checkpoint.tokenizer)
     let examples = LabeledExamples(

@@ -32,7 +32,7 @@ public final class Trainer {
 
   public init(
     config: Config, plan: BatchPlan, data: TrainingData, communicator: Communicator, log: RunLog, run: RunDirectory,
-    faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?
+    faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil
   ) throws {
     precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
     self.config = config
@@ -64,6 +64,8 @@ public final class Trainer {
       state = checkpoint.state
     } else {
       model.initializeParameters(seed: training.seed)
+      // Rank 0's copy; the broadcast below gives it to every rank.
+      try pretrained?.loadBody(into: model)
     }
     try communicator.broadcast(model.parameters.buffer, root: 0)
     for (_, buffer) in optimizer.state { try communicator.broadcast(buffer.buffer, root: 0) }

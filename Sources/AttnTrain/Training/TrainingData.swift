@@ -21,21 +21,23 @@ public enum TrainingData: Sendable {
   /// training wrote them), and max_steps from training.epochs. A resumed run keeps the checkpoint's
   /// tokenizer and labels; rank 0 has read them, or made the tokenizer, and the others receive them.
   public static func open(
-    _ config: Config, plan: BatchPlan, checkpoint: LoadedCheckpoint?, run: RunDirectory, communicator: Communicator,
-    log: RunLog
+    _ config: Config, plan: BatchPlan, checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil, run: RunDirectory,
+    communicator: Communicator, log: RunLog
   ) throws -> (TrainingData, Config) {
+    // The tokenizer a resumed run had, or the one its pretrained body reads.
+    let tokenizer = checkpoint?.tokenizer ?? pretrained?.checkpoint.tokenizer
     guard config.task.kind == .classification else {
       // The token shards, prepared first when they are missing; a resumed run's must be in the
       // checkpoint's tokenizer (rank 0 has read it and checks).
       let data = try PreparedData.open(
-        config, directory: run.preparedDirectory(for: config), tokenizer: checkpoint?.tokenizer,
+        config, directory: run.preparedDirectory(for: config), tokenizer: tokenizer,
         learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
       return (.text(data), config)
     }
     var known: ClassificationData?
     if communicator.rank == 0 {
       known = try ClassificationData.load(
-        config, vocabulary: checkpoint?.tokenizer, labels: checkpoint?.config.task.labels,
+        config, vocabulary: tokenizer, labels: checkpoint?.config.task.labels,
         learnedTokenizerFile: run.learnedTokenizerFile, log: log)
     }
     let vocabulary = try communicator.broadcast(known?.tokenizer.vocabularyJSON() ?? "", root: 0)

@@ -36,8 +36,12 @@ public final class TrainingSession {
     let plan = try BatchPlan(config, ranks: communicator.size)
     let checkpoint: LoadedCheckpoint? =
       communicator.rank == 0 ? try ResumePolicy(config: config, run: run, log: log).chooseCheckpoint(start) : nil
+    // A fresh run's pretrained body (training.init_from), read by rank 0 as the checkpoint is.
+    let pretrained =
+      communicator.rank == 0 && checkpoint == nil && config.training.initFrom != nil ? try Pretrained(config, log: log) : nil
+    if let pretrained { log.say("initialised from \(pretrained.checkpoint.path) (step \(pretrained.checkpoint.state.step))") }
     let (data, config) = try TrainingData.open(
-      config, plan: plan, checkpoint: checkpoint, run: run, communicator: communicator, log: log)
+      config, plan: plan, checkpoint: checkpoint, pretrained: pretrained, run: run, communicator: communicator, log: log)
 
     log.say("config \(config.sourcePath), resolved:\n\(config.resolvedJSON())")
     if communicator.rank == 0 {
@@ -48,7 +52,7 @@ public final class TrainingSession {
     let residentAtStart = ResidentMemory.currentBytes
     let trainer = try Trainer(
       config: config, plan: plan, data: data, communicator: communicator, log: log, run: run, faults: faults,
-      resumeFrom: checkpoint)
+      resumeFrom: checkpoint, pretrained: pretrained)
     switch data {
     case .text(let text):
       log.say(
