@@ -37,7 +37,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(
       #""model": {"learning_rate": 0.01}"#, "model.learning_rate",
       "\"learning_rate\" belongs in section \"optimizer\"", "not \"model\""),
-    BadConfig(#""model": {"kind": "adam"}"#, "model.kind", "\"optimizer\" or \"schedule\""),
+    BadConfig(#""model": {"kind": "adam"}"#, "model.kind", "\"optimizer\", \"schedule\" or \"task\""),
     BadConfig(#""model": {"lerning_rate": 0.01}"#, "model.lerning_rate", "\"learning_rate\" in section \"optimizer\""),
     BadConfig(#""model": {"colour": "blue"}"#, "model.colour", "unknown key", "n_layer, n_head, n_embd"),
     BadConfig(#""modle": {"n_layer": 2}"#, "modle", "unknown section", "did you mean \"model\"?"),
@@ -118,6 +118,29 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
       "= \"/tmp/cfgs/t.txt\"", "same file as data.train_path"),
   ]
 
+  /// The task section and the keys only a classifier reads.
+  static let tasks = [
+    BadConfig(#""task": {"label_smoothing": 0.1}"#, "task.label_smoothing", "only to task.kind \"classification\""),
+    BadConfig(#""training": {"epochs": 2}"#, "training.epochs", "only to task.kind \"classification\""),
+    BadConfig(#""training": {"best_metric": "accuracy"}"#, "training.best_metric", "a language model has a dev loss only"),
+    BadConfig(#""model": {"attention": "bidirectional"}"#, "model.attention", "must attend causally"),
+    BadConfig(#""task": {"kind": "classification"}"#, "data.format", "= \"text\"", "\"tsv\", \"csv\" or \"jsonl\""),
+    BadConfig(
+      #""data": {"train_path": "t.tsv", "format": "tsv"}, "task": {"kind": "classification", "labels": ["a", "b"], "num_classes": 3}"#,
+      "task.num_classes", "disagrees with task.labels, which lists 2"),
+    BadConfig(
+      #""data": {"train_path": "t.tsv", "format": "tsv"}, "model": {"attention": "causal"}, "task": {"kind": "classification", "pooling": "first"}"#,
+      "task.pooling", "the first token sees nothing after it"),
+    BadConfig(#""task": {"kind": "classifier"}"#, "task.kind", "\"language_model\", \"classification\""),
+    BadConfig(#""task": {"label_smoothing": 1}"#, "task.label_smoothing", "at least 0 and below 1"),
+    BadConfig(#""task": {"class_weights": "even"}"#, "task.class_weights", "expected \"balanced\", an object of label: weight, or null"),
+    BadConfig(#""task": {"class_weights": {}}"#, "task.class_weights", "found an empty object"),
+    BadConfig(#""task": {"class_weights": {"pos": "2"}}"#, "task.class_weights", "the weight of label \"pos\": expected a number"),
+    BadConfig(#""task": {"class_weights": {"pos": 0}}"#, "task.class_weights", "the weight of label \"pos\": must be > 0"),
+    BadConfig(#""task": {"labels": ["a", "a"]}"#, "task.labels", "lists a label twice"),
+    BadConfig(#""training": {"patience": 0}"#, "training.patience", "= 0", "an integer >= 1"),
+  ]
+
   static let wholeFile = [
     BadConfig(file: "{}", "data.train_path", "missing", "train_path"),
     BadConfig(file: #"{"data": {"dev_path": "d.txt"}}"#, "data.train_path", "missing"),
@@ -131,7 +154,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(file: #"{"model": {'n_layer': 4}}"#, nil, "double quotes"),
   ]
 
-  @Test(arguments: unknownNames + wrongTypes + outOfRange + crossField + wholeFile)
+  @Test(arguments: unknownNames + wrongTypes + outOfRange + crossField + tasks + wholeFile)
   func refuses(_ bad: BadConfig) throws {
     let error = try #require(throws: ConfigError.self) {
       try Config.parse(json: Data(bad.json.utf8), sourcePath: "/tmp/cfgs/tiny.json")
