@@ -91,14 +91,14 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       Issue.record("not an object")
       return
     }
-    #expect(sections.map(\.key) == ["data", "model", "optimizer", "output", "schedule", "training"])
+    #expect(sections.map(\.key) == ["data", "model", "optimizer", "output", "schedule", "task", "training"])
     var keyCount = 0
     for (_, value) in sections {
       guard case .object(let members) = value else { continue }
       #expect(members.map(\.key) == members.map(\.key).sorted())
       keyCount += members.count
     }
-    #expect(keyCount == 8 + 11 + 4 + 13 + 8 + 1)
+    #expect(keyCount == 8 + 9 + 11 + 1 + 4 + 9 + 18)
     #expect(text.contains(#""train_path": "/tmp/cfgs/input.txt""#))
     #expect(text.contains(#""decay_steps": null"#))
     #expect(text.contains("\n  \"model\": {\n    \"block_size\": 64,"))
