@@ -101,7 +101,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
     #expect(keyCount == 8 + 9 + 11 + 1 + 4 + 9 + 18)
     #expect(text.contains(#""train_path": "/tmp/cfgs/input.txt""#))
     #expect(text.contains(#""decay_steps": null"#))
-    #expect(text.contains("\n  \"model\": {\n    \"block_size\": 64,"))
+    #expect(text.contains("\n  \"model\": {\n    \"attention\": null,\n    \"block_size\": 64,"))
   }
 
   @Test func relativePathsAreTakenFromTheConfigsDirectory() throws {
