@@ -273,7 +273,8 @@ private func documents(_ help: String, _ option: String) -> Bool {
     #expect(reloaded.model == original.model && reloaded.optimizer == original.optimizer)
     #expect(reloaded.training == original.training && reloaded.data == original.data)
     let object = try #require(try JSONSerialization.jsonObject(with: saved) as? [String: [String: Any]])
-    #expect(Set(object.keys) == ["model", "optimizer", "schedule", "training", "data", "output"])
+    #expect(Set(object.keys) == ["task", "model", "optimizer", "schedule", "training", "data", "output"])
+    #expect(object["task"]?["kind"] as? String == "language_model", "the default task is written out")
     #expect(object["training"]?["keep_checkpoints"] != nil, "defaults are written out too")
     #expect((object["data"]?["train_path"] as? String)?.hasPrefix("/") == true)
     // The checkpoint carries the same config, and the start of the run printed it.
