@@ -13,6 +13,18 @@ training text (nanoGPT's get_batch), forward, cross-entropy, backward, clip_grad
 (fused=False, foreach left at its default; weight decay on tensors with 2 or more dimensions, the
 embeddings included, as attn-train's decay_embeddings=true).
 
+A config with task.kind "classification" (dev/bench/configs/sst2.json) trains attn-train's text
+classifier instead: the same body with bidirectional attention under a key padding mask (each query
+sees the keys before its sequence's length; sdpa with a boolean attn_mask), mean pooling of ln_f's
+output over the real tokens, a Linear(C, K) head (classifier.out, as attn-train names it) and
+cross-entropy over the examples (task.label_smoothing as attn-train applies it). wte stays, as the
+input embedding only. Each step draws random examples of the training TSV, CSV or JSONL, encodes
+them as UTF-8 bytes (only the byte tokenizer, so the ids are attn-train's), cuts them to block_size
+as task.truncate says and pads them to block_size: like attn-train, every step computes all
+block_size positions of every example, and tokens/s counts them, padding included. Padded query
+rows attend over the real keys here, where attn-train leaves them out (its output there is 0); they
+reach neither the loss nor a gradient either way.
+
 --warmup steps run first and are not timed; tokens/s is over the --steps that follow (defaults:
 the config's training.log_interval and max_steps - log_interval, the same windows compare.py uses
 for attn-train). --threads N is torch.set_num_threads(N). --ddp runs 2 processes x 1 thread with
@@ -31,6 +43,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -97,8 +110,22 @@ def load_config(path):
     optimizer = raw.get("optimizer", {})
     if optimizer.get("kind", "adamw") != "adamw":
         raise SystemExit("torch_gpt: only optimizer.kind adamw is benchmarked")
-    if model.get("position_encoding", "learned") != "learned" or not model.get("tie_embeddings", True):
+    task = raw.get("task", {})
+    kind = task.get("kind", "language_model")
+    if kind not in ("language_model", "classification"):
+        raise SystemExit(f"torch_gpt: unknown task.kind {kind!r}")
+    classifier = kind == "classification"
+    # A classifier has no output layer over the vocabulary, so tie_embeddings means nothing there.
+    if model.get("position_encoding", "learned") != "learned" or (not classifier and not model.get("tie_embeddings", True)):
         raise SystemExit("torch_gpt: the benchmark model has learned positions and a tied head")
+    if classifier:
+        # Only what this script writes: any other choice would time a different model than attn-train's.
+        if model.get("attention") not in (None, "bidirectional") or task.get("pooling") not in (None, "mean"):
+            raise SystemExit("torch_gpt: a benchmark classifier has bidirectional attention and mean pooling")
+        if task.get("hidden_size", 0) or task.get("class_weights") is not None:
+            raise SystemExit("torch_gpt: a benchmark classifier has no hidden layer and no class weights")
+        if data.get("tokenizer", "char") != "byte":
+            raise SystemExit("torch_gpt: a benchmark classifier uses the byte tokenizer (its ids are the UTF-8 bytes)")
 
     def resolve(p):
         return None if p is None else os.path.normpath(os.path.join(base, os.path.expanduser(p)))
@@ -118,7 +145,90 @@ def load_config(path):
         "warmup": min(log_interval, max_steps), "steps": max(max_steps - log_interval, 1),
         "train_path": resolve(data["train_path"]), "dev_path": resolve(data.get("dev_path")),
         "train_fraction": data.get("train_fraction", 0.9), "tokenizer": data.get("tokenizer", "char"),
+        "task": kind, "format": data.get("format", "text"), "text_field": data.get("text_field", "text"),
+        "label_field": task.get("label_field", "label"), "labels": task.get("labels"),
+        "num_classes": task.get("num_classes"), "truncate": task.get("truncate", "end"),
+        "label_smoothing": task.get("label_smoothing", 0.0),
     }
+
+
+def read_examples(path, fmt, text_field, label_field):
+    """(text, label as written) of every example in one TSV, CSV (header row) or JSONL file, as
+    attn-train reads them (LabeledExamples.swift). Python's csv module treats quotes as attn-train
+    does: a field that starts with one is quoted, a quote elsewhere is text."""
+    import csv
+
+    if fmt == "jsonl":
+        examples = []
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    row = json.loads(line)
+                    if text_field not in row or label_field not in row:
+                        raise SystemExit(f"torch_gpt: {path} line {number}: no {text_field!r} or {label_field!r}")
+                    examples.append((row[text_field], str(row[label_field])))
+        return examples
+    if fmt not in ("tsv", "csv"):
+        raise SystemExit(f"torch_gpt: classification reads tsv, csv or jsonl, not {fmt!r}")
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = [row for row in csv.reader(f, delimiter="\t" if fmt == "tsv" else ",") if row]
+    if not rows:
+        raise SystemExit(f"torch_gpt: {path} is empty")
+    header = rows[0]
+    if text_field not in header or label_field not in header:
+        raise SystemExit(f"torch_gpt: {path}: the header {header} lacks {text_field!r} or {label_field!r}")
+    text_column, label_column = header.index(text_field), header.index(label_field)
+    return [(row[text_column], row[label_column]) for row in rows[1:]]
+
+
+def label_list(given, num_classes, train_labels):
+    """The labels in id order, as attn-train settles them: task.labels, else the training labels
+    sorted (as numbers when every one is an integer)."""
+    if given is not None:
+        labels = [str(label) for label in given]
+    else:
+        distinct = set(train_labels)
+        if all(re.fullmatch(r"[+-]?[0-9]+", label) for label in distinct):
+            labels = sorted(distinct, key=int)
+        else:
+            labels = sorted(distinct)
+    if num_classes is not None and num_classes != len(labels):
+        raise SystemExit(f"torch_gpt: task.num_classes is {num_classes}, the labels are {len(labels)}")
+    if len(labels) < 2:
+        raise SystemExit("torch_gpt: a classifier needs two labels at least")
+    return labels
+
+
+def train_examples(cfg):
+    """The training examples of a classification config: the files' own (the first train_fraction
+    of them when there is no dev_path, as attn-train splits them)."""
+    examples = read_examples(cfg["train_path"], cfg["format"], cfg["text_field"], cfg["label_field"])
+    if not cfg["dev_path"]:
+        examples = examples[: int(len(examples) * cfg["train_fraction"])]
+    return examples
+
+
+def load_examples(cfg):
+    """Token ids [examples, T] padded with 0, real lengths [examples], label ids [examples], and the
+    number of classes."""
+    import numpy as np
+
+    T = cfg["block_size"]
+    examples = train_examples(cfg)
+    labels = label_list(cfg["labels"], cfg["num_classes"], [label for _, label in examples])
+    label_id = {label: i for i, label in enumerate(labels)}
+    tokens = np.zeros((len(examples), T), dtype=np.int64)
+    lengths = np.zeros(len(examples), dtype=np.int64)
+    ids = np.zeros(len(examples), dtype=np.int64)
+    for n, (text, label) in enumerate(examples):
+        encoded = text.encode("utf-8")
+        encoded = encoded[:T] if cfg["truncate"] == "end" else encoded[-T:]
+        if not encoded or label not in label_id:
+            raise SystemExit(f"torch_gpt: training example {n + 1} is empty or has an unknown label {label!r}")
+        tokens[n, : len(encoded)] = np.frombuffer(encoded, dtype=np.uint8)
+        lengths[n] = len(encoded)
+        ids[n] = label_id[label]
+    return tokens, lengths, ids, len(labels)
 
 
 def load_tokens(cfg):
@@ -145,7 +255,8 @@ def load_tokens(cfg):
     return ids, vocab
 
 
-def build_model(cfg, vocab, attention):
+def build_model(cfg, vocab, attention, classes=None):
+    """The language model, or with `classes` the classifier (see the module docstring)."""
     import torch
     import torch.nn as nn
     from torch.nn import functional as F
@@ -159,15 +270,20 @@ def build_model(cfg, vocab, attention):
             self.proj = nn.Linear(C, C)
             self.register_buffer("causal", torch.tril(torch.ones(T, T, dtype=torch.bool)), persistent=False)
 
-        def forward(self, x):
+        def forward(self, x, keys=None):
+            """keys: the classifier's key padding mask [B, 1, 1, t] (True: a real key), else causal."""
             B, t, _ = x.shape
             q, k, v = self.qkv(x).split(C, dim=2)
             q, k, v = (z.view(B, t, NH, C // NH).transpose(1, 2) for z in (q, k, v))
             if attention == "sdpa":
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                if keys is None:
+                    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                else:
+                    y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
             else:
                 att = (q @ k.transpose(-2, -1)) * (1.0 / (C // NH) ** 0.5)
-                att = F.softmax(att.masked_fill(~self.causal[:t, :t], float("-inf")), dim=-1)
+                allowed = self.causal[:t, :t] if keys is None else keys
+                att = F.softmax(att.masked_fill(~allowed, float("-inf")), dim=-1)
                 y = att @ v
             return self.proj(y.transpose(1, 2).contiguous().view(B, t, C))
 
@@ -178,8 +294,8 @@ def build_model(cfg, vocab, attention):
             self.ln2 = nn.LayerNorm(C, eps=1e-5)
             self.fc, self.gelu, self.mlp_proj = nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C)
 
-        def forward(self, x):
-            x = x + self.attn(self.ln1(x))
+        def forward(self, x, keys=None):
+            x = x + self.attn(self.ln1(x), keys)
             return x + self.mlp_proj(self.gelu(self.fc(self.ln2(x))))
 
     class GPT(nn.Module):
@@ -188,6 +304,8 @@ def build_model(cfg, vocab, attention):
             self.wte, self.wpe = nn.Embedding(vocab, C), nn.Embedding(T, C)
             self.h = nn.ModuleList(Block() for _ in range(L))
             self.ln_f = nn.LayerNorm(C, eps=1e-5)
+            if classes is not None:
+                self.classifier = nn.ModuleDict({"out": nn.Linear(C, classes)})
             self.register_buffer("positions", torch.arange(T), persistent=False)
             for name, p in self.named_parameters():
                 if p.dim() >= 2:
@@ -203,7 +321,20 @@ def build_model(cfg, vocab, attention):
             logits = F.linear(self.ln_f(x), self.wte.weight)  # tied head, no bias
             return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
-    return GPT()
+    class Classifier(GPT):
+        def forward(self, idx, lengths, labels):
+            t = idx.shape[1]
+            real = self.positions[:t].unsqueeze(0) < lengths.unsqueeze(1)  # [B, t]
+            x = self.wte(idx) + self.wpe(self.positions[:t])
+            keys = real[:, None, None, :]
+            for block in self.h:
+                x = block(x, keys)
+            x = self.ln_f(x)
+            pooled = (x * real.unsqueeze(2)).sum(1) / lengths.unsqueeze(1)
+            logits = self.classifier["out"](pooled)
+            return F.cross_entropy(logits, labels, label_smoothing=cfg["label_smoothing"])
+
+    return GPT() if classes is None else Classifier()
 
 
 def train(cfg, threads, warmup, steps, attention, rank=0, world=1, port=None):
@@ -216,8 +347,15 @@ def train(cfg, threads, warmup, steps, attention, rank=0, world=1, port=None):
         from torch.nn.parallel import DistributedDataParallel
 
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    ids, vocab = load_tokens(cfg)
-    data = torch.from_numpy(ids)
+    classifier = cfg["task"] == "classification"
+    if classifier:
+        tokens, lengths, labels, classes = load_examples(cfg)
+        tokens, lengths, labels = (torch.from_numpy(a) for a in (tokens, lengths, labels))
+        vocab = 256  # the byte tokenizer, the only one a benchmark classifier takes
+    else:
+        ids, vocab = load_tokens(cfg)
+        data = torch.from_numpy(ids)
+        classes = None
     T, B = cfg["block_size"], cfg["batch_size"]
     # The global batch is split evenly between ranks, as attn-train requires (batch_size % ranks == 0).
     if B % world:
@@ -229,7 +367,7 @@ def train(cfg, threads, warmup, steps, attention, rank=0, world=1, port=None):
         raise SystemExit("torch_gpt: benchmark configs use dropout 0")
 
     torch.manual_seed(cfg["seed"])
-    model = build_model(cfg, vocab, attention)
+    model = build_model(cfg, vocab, attention, classes)
     params = list(model.parameters())
     n_params = sum(p.numel() for p in params)
     n_no_pos = n_params - model.wpe.weight.numel()
@@ -241,13 +379,16 @@ def train(cfg, threads, warmup, steps, attention, rank=0, world=1, port=None):
         lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"], fused=False)
     net = DistributedDataParallel(model) if world > 1 else model
     generator = torch.Generator().manual_seed(cfg["seed"] * 1000 + rank)
-    span = len(data) - T - 1
+    span = len(tokens) if classifier else len(data) - T - 1
 
     def step():
         ix = torch.randint(span, (local,), generator=generator)
-        x = torch.stack([data[i:i + T] for i in ix])
-        y = torch.stack([data[i + 1:i + 1 + T] for i in ix])
-        loss = net(x, y)
+        if classifier:
+            loss = net(tokens[ix], lengths[ix], labels[ix])
+        else:
+            x = torch.stack([data[i:i + T] for i in ix])
+            y = torch.stack([data[i + 1:i + 1 + T] for i in ix])
+            loss = net(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg["grad_clip"] > 0:
@@ -276,7 +417,10 @@ def train(cfg, threads, warmup, steps, attention, rank=0, world=1, port=None):
         "step_ms": sorted(step_ms)[len(step_ms) // 2], "step_ms_all": [round(s, 2) for s in step_ms],
         "first_loss": losses[0], "last_loss": losses[-1], "params": n_params, "params_no_pos": n_no_pos,
         "vocab_size": vocab, "batch_size": B, "local_batch": local, "block_size": T,
-        "threads": threads, "world_size": world, "rank": rank, "attention": attention,
+        "threads": threads, "world_size": world, "rank": rank, "attention": attention, "task": cfg["task"],
+        "classes": classes, "train_examples": len(tokens) if classifier else None,
+        # Of the tokens counted in tokens_per_s, the share that are not padding (on average).
+        "real_token_share": float(lengths.float().mean()) / T if classifier else 1.0,
         "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "torch": torch.__version__, "torch_blas": torch_blas(torch),
     }
