@@ -128,7 +128,7 @@ private func documents(_ help: String, _ option: String) -> Bool {
     let result = try Harness.attnTrain(["--help"])
     #expect(result.status == 0)
     #expect(result.stdout.contains("USAGE: attn-train"))
-    for word in ["train", "eval", "sample", "--help"] {
+    for word in ["train", "eval", "sample", "predict", "prepare", "tokenizer", "--help"] {
       #expect(result.stdout.contains(word), "root help lacks \(word)")
     }
     #expect(!result.stdout.contains("Error"))
@@ -138,6 +138,8 @@ private func documents(_ help: String, _ option: String) -> Bool {
     ("train", ["<config>", "--run-dir", "--fresh", "--from-checkpoint"]),
     ("eval", ["<config>", "--run-dir", "--checkpoint", "--json"]),
     ("sample", ["<config>", "--run-dir", "--prompt", "--tokens", "--temperature", "--top-k", "--seed", "--checkpoint"]),
+    ("predict", ["<config>", "--run-dir", "--input", "--output", "--overwrite", "--checkpoint", "--batch-size"]),
+    ("prepare", ["<config>", "--run-dir"]),
   ])
   func subcommandHelpDocumentsEveryOption(subcommand: String, options: [String]) throws {
     for invocation in [[subcommand, "--help"], ["help", subcommand]] {
