@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
 
   @OptionGroup var options: RunOptions
 
-  @Option(help: "The checkpoint to evaluate (step-NNNNNNN, best, or a path); default: the newest valid one.")
+  @Option(help: "The checkpoint to evaluate (step-NNNNNNN, best, latest, or a path); default: the newest valid one.")
   var checkpoint: String?
 
   @Flag(help: "Print one JSON object: a language model's dev_loss, perplexity, bits_per_token, bits_per_byte, tokens, bytes; a classifier's accuracy, macro_f1, dev_loss, examples, labels, per_label, confusion; and step, checkpoint.")

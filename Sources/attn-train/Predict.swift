@@ -27,7 +27,7 @@ struct Predict: ParsableCommand {
   @Flag(help: "Replace --output if it exists.")
   var overwrite = false
 
-  @Option(help: "The checkpoint to use (step-NNNNNNN, best, or a path); default: the newest valid one.")
+  @Option(help: "The checkpoint to use (step-NNNNNNN, best, latest, or a path); default: the newest valid one.")
   var checkpoint: String?
 
   @Option(name: .customLong("batch-size"), help: "Texts per forward pass on each rank.")

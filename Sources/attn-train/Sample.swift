@@ -26,7 +26,7 @@ struct Sample: ParsableCommand {
   @Option(help: "Seed for the draws: the same seed gives the same text.")
   var seed: UInt64 = 1337
 
-  @Option(help: "The checkpoint to use (step-NNNNNNN, best, or a path); default: the newest valid one.")
+  @Option(help: "The checkpoint to use (step-NNNNNNN, best, latest, or a path); default: the newest valid one.")
   var checkpoint: String?
 
   func validate() throws {

@@ -201,6 +201,11 @@ private func documents(_ help: String, _ option: String) -> Bool {
     let plain = try Harness.attnTrain(["eval", run.config])
     #expect(plain.status == 0)
     #expect(plain.stdout.contains(String(format: "dev loss %.4f", logged?["dev_loss"] ?? .nan)), "\(plain.stdout)")
+
+    // `latest` is a pointer file; naming it evaluates the checkpoint it names.
+    let latest = try Harness.attnTrain(["eval", run.config, "--checkpoint", "latest"])
+    #expect(latest.status == 0, "\(latest.output)")
+    #expect(latest.stdout.contains("checkpoints/step-\(String(format: "%07d", TrainedRun.steps)) (step \(TrainedRun.steps))"), "\(latest.output)")
   }
 
   // MARK: - sample

@@ -184,6 +184,12 @@ struct Predictions {
       #expect(a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) is not the pretrained one")
     }
     #expect(after.names.contains { $0.hasPrefix("classifier.") })
+    // The run's checkpoints folder, or its latest pointer (a file naming the checkpoint), mean the same.
+    for (name, named) in [("via-folder", "\(pretrainRun)/checkpoints"), ("via-latest", "\(pretrainRun)/checkpoints/latest")] {
+      let (result, _) = try finetune(name, ["training": ["init_from": named]])
+      #expect(result.status == 0, "\(result.output)")
+      #expect(result.stdout.contains("initialised from \(pretrainRun)/checkpoints/step-0000010 (step 10)"), "\(result.output)")
+    }
     // Without init_from the body is random: far from the pretrained one.
     let (fresh, freshRun) = try finetune("fresh", ["training": ["init_from": NSNull()]])
     #expect(fresh.status == 0, "\(fresh.output)")

@@ -92,10 +92,25 @@ public struct CheckpointDirectory: Sendable {
     root = (runDirectory as NSString).appendingPathComponent("checkpoints")
   }
 
+  init(root: String) { self.root = root }
+
   public func path(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
 
-  /// A checkpoint the user named: "step-0000500" or "best" in this directory, or a path.
-  public func resolve(_ name: String) -> String { name.contains("/") ? name : path(name) }
+  /// A checkpoint the user named: "step-0000500", "best" or "latest" in this directory, or a path.
+  public func resolve(_ name: String) -> String {
+    Self.followingLatestPointer(name.contains("/") ? name : path(name))
+  }
+
+  /// `latest` is a file naming a checkpoint, not one itself; a user who names it means the one it names.
+  public static func followingLatestPointer(_ path: String) -> String {
+    var isDirectory: ObjCBool = false
+    guard (path as NSString).lastPathComponent == "latest",
+      FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+      let name = CheckpointDirectory(root: (path as NSString).deletingLastPathComponent).latestName(),
+      !name.contains("/")
+    else { return path }
+    return ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+  }
   public var latestPointer: String { path("latest") }
 
   public static func name(forStep step: Int) -> String { String(format: "step-%07d", step) }

@@ -11,11 +11,12 @@ import Foundation
 public struct Pretrained {
   public let checkpoint: LoadedCheckpoint
 
-  /// Opens `config.training.init_from`: a checkpoint directory, or a run directory's newest valid
-  /// checkpoint. Checks that the config's model and tokenizer fit it.
+  /// Opens `config.training.init_from`: a checkpoint directory (or the `latest` pointer), or a run
+  /// directory's newest valid checkpoint. Checks that the config's model and tokenizer fit it.
   public init(_ config: Config, log: RunLog) throws {
-    guard let path = config.training.initFrom else { preconditionFailure("no training.init_from") }
+    guard let named = config.training.initFrom else { preconditionFailure("no training.init_from") }
     let field = "training.init_from"
+    let path = Self.checkpointOrRunDirectory(named)
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw InputError(file: config.sourcePath, field: field, problem: "\(path) is not a directory", hint: "name a checkpoint directory or a run directory")
@@ -34,6 +35,15 @@ public struct Pretrained {
     }
     try checkModel(config)
     try checkTokenizer(config)
+  }
+
+  /// A run's `checkpoints/latest` means the checkpoint it names, and its `checkpoints/` the run.
+  private static func checkpointOrRunDirectory(_ path: String) -> String {
+    let followed = CheckpointDirectory.followingLatestPointer(path)
+    let manifest = (followed as NSString).appendingPathComponent(CheckpointDirectory.manifestFile)
+    let isCheckpointsFolder = (followed as NSString).lastPathComponent == "checkpoints"
+    guard isCheckpointsFolder, !FileManager.default.fileExists(atPath: manifest) else { return followed }
+    return (followed as NSString).deletingLastPathComponent
   }
 
   private var described: String { "the init_from checkpoint \(checkpoint.path)" }
