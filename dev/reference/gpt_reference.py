@@ -80,7 +80,14 @@ def apply_rope(x, cos, sin):
     return torch.cat([out1, out2], dim=-1)
 
 
-class CausalSelfAttention(nn.Module):
+def causal_mask(T):
+    """[T, T] bool, True where the key may be seen: key position <= query position."""
+    return torch.tril(torch.ones(T, T, dtype=torch.bool))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; `visible` (bool, broadcastable to [B, NH, T, T], True = the key
+    may be seen) defaults to the causal mask, which is all the language model uses."""
 
     def __init__(self, config):
         super().__init__()
@@ -92,7 +99,7 @@ class CausalSelfAttention(nn.Module):
         self.n_embd = config.n_embd
         self.rope = config.position_encoding == "rope"
 
-    def forward(self, x):
+    def forward(self, x, visible=None):
         B, T, C = x.size()
         NH, HS = self.n_head, C // self.n_head
         qkv = self.qkv(x)                                   # [B, T, 3C]
@@ -106,8 +113,9 @@ class CausalSelfAttention(nn.Module):
             q = apply_rope(q, cos, sin)
             k = apply_rope(k, cos, sin)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HS))   # [B, NH, T, T]
-        causal = torch.tril(torch.ones(T, T, dtype=torch.bool))   # key <= query
-        att = att.masked_fill(~causal, float("-inf"))
+        if visible is None:
+            visible = causal_mask(T)
+        att = att.masked_fill(~visible, float("-inf"))
         att = F.softmax(att, dim=-1)
         att = self.attn_dropout(att)
         y = att @ v                                          # [B, NH, T, HS]
@@ -132,13 +140,13 @@ class Block(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.ln1 = LayerNorm(config.n_embd)
-        self.attn = CausalSelfAttention(config)
+        self.attn = SelfAttention(config)
         self.ln2 = LayerNorm(config.n_embd)
         self.mlp = MLP(config)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        x = x + self.resid_dropout(self.attn(self.ln1(x)))
+    def forward(self, x, visible=None):
+        x = x + self.resid_dropout(self.attn(self.ln1(x), visible))
         x = x + self.resid_dropout(self.mlp(self.ln2(x)))
         return x
 
@@ -164,7 +172,8 @@ class GPT(nn.Module):
         else:
             self.lm_head = nn.Linear(C, V, bias=False)  # lm_head.weight [V, C]
 
-    def forward(self, idx, targets=None):
+    def body(self, idx, visible=None):
+        """Embeddings, the blocks and ln_f: [B, T, C]; `visible` as in SelfAttention."""
         B, T = idx.size()
         assert T <= self.config.block_size
         x = self.wte[idx]                                    # [B, T, C]
@@ -176,8 +185,11 @@ class GPT(nn.Module):
         # rope: nothing added here; q/k are rotated inside attention
         x = self.emb_dropout(x)
         for block in self.h:
-            x = block(x)
-        x = self.ln_f(x)
+            x = block(x, visible)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None):
+        x = self.body(idx)
         W = self.wte if self.lm_head is None else self.lm_head.weight
         logits = x @ W.t()                                   # [B, T, V], no bias
         loss = None
@@ -185,6 +197,10 @@ class GPT(nn.Module):
             # mean over all B*T positions
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).long())
         return logits, loss
+
+    def parameter_shapes(self):
+        """spec name -> shape, in flat-buffer order (subclasses with more tensors extend it)."""
+        return spec_parameter_shapes(self.config)
 
 
 # --- parameter export / import under the spec names ---------------------------------------
@@ -237,7 +253,7 @@ def spec_parameter_shapes(config):
 def export_parameters(model):
     """OrderedDict spec-name -> detached tensor (model dtype), in spec flat-buffer order."""
     params = dict(model.named_parameters())
-    names = spec_parameter_names(model.config)
+    names = list(model.parameter_shapes())
     assert list(params.keys()) == names, (list(params.keys()), names)
     return OrderedDict((n, params[n].detach().clone()) for n in names)
 
@@ -246,7 +262,7 @@ def export_gradients(model):
     """OrderedDict spec-name -> gradient tensor (zeros if no grad), spec order."""
     params = dict(model.named_parameters())
     out = OrderedDict()
-    for n in spec_parameter_names(model.config):
+    for n in model.parameter_shapes():
         g = params[n].grad
         out[n] = torch.zeros_like(params[n]) if g is None else g.detach().clone()
     return out
@@ -256,7 +272,7 @@ def import_parameters(model, tensors):
     """Copy tensors (dict spec-name -> tensor/ndarray) into the model, casting to its dtype.
     Every spec parameter must be present with the spec shape; extra keys are ignored."""
     params = dict(model.named_parameters())
-    shapes = spec_parameter_shapes(model.config)
+    shapes = model.parameter_shapes()
     with torch.no_grad():
         for n, shape in shapes.items():
             t = torch.as_tensor(tensors[n])
