@@ -104,6 +104,18 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
     #expect(text.contains("\n  \"model\": {\n    \"attention\": null,\n    \"block_size\": 64,"))
   }
 
+  /// A shipped config that no longer parses is found here, not by the user who runs it.
+  @Test func everyShippedConfigIsValid() throws {
+    let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Configs")
+    let names = try FileManager.default.contentsOfDirectory(atPath: configs.path).filter { $0.hasSuffix(".json") }
+    #expect(names.count >= 8 && names.contains("sst2.json") && names.contains("sst2-finetune.json"))
+    for name in names.sorted() {
+      let config = try Config.load(path: configs.appendingPathComponent(name).path)
+      #expect(config.output.runDir.hasSuffix("/runs/" + (name as NSString).deletingPathExtension), "\(name) writes elsewhere")
+    }
+  }
+
   @Test func relativePathsAreTakenFromTheConfigsDirectory() throws {
     let config = try Config.parse(
       json: Data(

@@ -19,7 +19,12 @@ public struct Pretrained {
     let path = Self.checkpointOrRunDirectory(named)
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw InputError(file: config.sourcePath, field: field, problem: "\(path) is not a directory", hint: "name a checkpoint directory or a run directory")
+      let exists = FileManager.default.fileExists(atPath: path)
+      throw InputError(
+        file: config.sourcePath, field: field, problem: "\(path) \(exists ? "is not a directory" : "does not exist")",
+        hint: exists
+          ? "name a checkpoint directory or a run directory"
+          : "train the language model it names first, or name another checkpoint or run directory")
     }
     let manifest = (path as NSString).appendingPathComponent(CheckpointDirectory.manifestFile)
     do {
