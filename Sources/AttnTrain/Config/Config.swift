@@ -77,6 +77,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var checkpointInterval = 0
   public var keepCheckpoints = 0
   public var consistencyCheckInterval = 0
+  /// Non-finite steps skipped in a row before training stops.
+  public var maxSkippedSteps = 0
   /// nil means the node's cores divided by the ranks on the node.
   public var threads: Int?
   /// Training length in passes over the training examples (classification); nil: max_steps.

@@ -25,6 +25,10 @@ public struct TrainerState: Equatable, Sendable {
   public var bestStep: Int?
   /// Evaluations since the best one, which early stopping (training.patience) counts.
   public var evaluationsSinceBest = 0
+  /// Steps skipped for a non-finite loss or gradient: in all, and in a row up to this step
+  /// (training.max_skipped_steps).
+  public var skippedSteps = 0
+  public var skippedInARow = 0
   /// How many processes wrote it (informational: resuming at another count is allowed).
   public var worldSize: Int
   public var formatVersion: Int = 1
@@ -50,6 +54,8 @@ public struct TrainerState: Equatable, Sendable {
       (key: "best_dev_macro_f1", value: bestDevMacroF1.map(JSONValue.init(number:)) ?? .null),
       (key: "best_step", value: bestStep.map(JSONValue.init(integer:)) ?? .null),
       (key: "evaluations_since_best", value: JSONValue(integer: evaluationsSinceBest)),
+      (key: "skipped_steps", value: JSONValue(integer: skippedSteps)),
+      (key: "skipped_in_a_row", value: JSONValue(integer: skippedInARow)),
       (key: "world_size", value: JSONValue(integer: worldSize)),
       (key: "format_version", value: JSONValue(integer: formatVersion)),
     ])
@@ -66,13 +72,15 @@ public struct TrainerState: Equatable, Sendable {
     bestDevMacroF1 = try object.optionalDouble("best_dev_macro_f1")
     bestStep = try object.optionalInt("best_step")
     evaluationsSinceBest = try object.optionalInt("evaluations_since_best") ?? 0
+    skippedSteps = try object.optionalInt("skipped_steps") ?? 0
+    skippedInARow = try object.optionalInt("skipped_in_a_row") ?? 0
     worldSize = try object.int("world_size")
     formatVersion = try object.int("format_version")
     guard formatVersion == 1 else {
       throw JSONFieldError(field: "format_version", "is \(formatVersion); this attn-train reads version 1")
     }
-    guard step >= 0, tokensSeen >= 0, worldSize >= 1, elapsedSeconds >= 0 else {
-      throw JSONFieldError(field: "", "step, tokens_seen and elapsed_s must be >= 0 and world_size >= 1")
+    guard step >= 0, tokensSeen >= 0, worldSize >= 1, elapsedSeconds >= 0, skippedSteps >= 0, skippedInARow >= 0 else {
+      throw JSONFieldError(field: "", "step, tokens_seen, elapsed_s and the skipped counts must be >= 0 and world_size >= 1")
     }
   }
 }

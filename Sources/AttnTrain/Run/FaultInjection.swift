@@ -12,6 +12,13 @@ public struct FaultInjection: Equatable, Sendable {
   public var perturbRank: Int?
   /// Seconds of sleep between a checkpoint's files, so a test can kill the process mid-write.
   public var pauseBetweenCheckpointFiles: Double
+  /// This rank writes a NaN into its first announced gradient range in these steps (1-based, as
+  /// logged): a non-finite gradient on one rank only, which every rank must agree to skip.
+  public var nanGradientRank: Int?
+  public var nanGradientSteps: ClosedRange<Int>?
+  /// Every rank writes a NaN into the first parameter right after this step's update, as an
+  /// overflowing update would: the checkpoint of that step must not be written.
+  public var nanParameterAfterStep: Int?
 
   public static let none = FaultInjection(killAfterStep: nil, perturbRank: nil, pauseBetweenCheckpointFiles: 0)
 
@@ -21,12 +28,26 @@ public struct FaultInjection: Equatable, Sendable {
     self.pauseBetweenCheckpointFiles = pauseBetweenCheckpointFiles
   }
 
-  /// The variables the tests set: ATTN_TRAIN_TEST_KILL_AFTER_STEP, ATTN_TRAIN_TEST_PERTURB_RANK and
-  /// ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S.
+  /// The variables the tests set: ATTN_TRAIN_TEST_KILL_AFTER_STEP, ATTN_TRAIN_TEST_PERTURB_RANK,
+  /// ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S, ATTN_TRAIN_TEST_NAN_GRADIENT ("RANK:STEP" or
+  /// "RANK:FIRST-LAST") and ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP.
   public init(environment: [String: String]) {
     self.init(
       killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
       perturbRank: environment["ATTN_TRAIN_TEST_PERTURB_RANK"].flatMap { Int($0) },
       pauseBetweenCheckpointFiles: environment["ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S"].flatMap { Double($0) } ?? 0)
+    nanParameterAfterStep = environment["ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP"].flatMap { Int($0) }
+    if let spec = environment["ATTN_TRAIN_TEST_NAN_GRADIENT"] {
+      let parts = spec.split(separator: ":")
+      let steps = parts.count == 2 ? parts[1].split(separator: "-").compactMap { Int($0) } : []
+      if parts.count == 2, let rank = Int(parts[0]), let first = steps.first, steps.count <= 2, first <= steps.last! {
+        nanGradientRank = rank
+        nanGradientSteps = first...steps.last!
+      }
+    }
+  }
+
+  func poisonsGradient(rank: Int, step: Int) -> Bool {
+    nanGradientRank == rank && nanGradientSteps?.contains(step) == true
   }
 }

@@ -118,9 +118,19 @@ public final class Trainer {
     while state.step < training.maxSteps {
       let step = state.step
       let lr = schedule.rate(at: step)
-      let (trainLoss, stop) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
+      let (trainLoss, stop, applied) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
+      if applied {
+        state.skippedInARow = 0
+      } else {
+        state.skippedSteps += 1
+        state.skippedInARow += 1
+        log.warn(
+          "step \(step + 1) skipped on every rank: the loss (\(trainLoss)) or the gradient is not finite; "
+            + "\(state.skippedInARow) in a row, \(state.skippedSteps) in all (training.max_skipped_steps \(training.maxSkippedSteps))")
+      }
 
       state.step += 1
+      if faults.nanParameterAfterStep == state.step { model.parameters.pointer[0] = .nan }
       state.tokensSeen += plan.tokensPerStep
       windowTokens += plan.tokensPerStep
       state.elapsedSeconds = startElapsed + clock.seconds
@@ -175,7 +185,12 @@ public final class Trainer {
         log.record(record, maxSteps: training.maxSteps)
       }
       let checkpointDue = training.checkpointInterval > 0 && state.step % training.checkpointInterval == 0
-      if checkpointDue || done || stop || stoppedEarly {
+      // Weights that a skipped step ran on may be what made it fail: they are known good only once a
+      // step on them succeeds, so none is saved until then, and the newest checkpoint stays the last
+      // good state.
+      if (checkpointDue || done || stop || stoppedEarly) && state.skippedInARow > 0 {
+        log.warn("checkpoint \(CheckpointDirectory.name(forStep: state.step)) not written: step \(state.step) was skipped, so these weights are not known to be good")
+      } else if checkpointDue || done || stop || stoppedEarly {
         let pauseStart = clock.seconds
         let name = CheckpointDirectory.name(forStep: state.step)
         try saveCheckpoint(named: name)
@@ -185,6 +200,9 @@ public final class Trainer {
         log.say("checkpoint \(name) written")
       }
       if faults.killAfterStep == state.step { kill(getpid(), SIGKILL) }
+      if state.skippedInARow > training.maxSkippedSteps {
+        throw TrainingError.tooManySkippedSteps(step: state.step, inARow: state.skippedInARow)
+      }
       if stop && !done { return .stoppedBySignal(step: state.step) }
       if stoppedEarly {
         log.say("stopping early: \(training.patience!) evaluations without a better dev \(bestMetric.rawValue) since step \(state.bestStep ?? 0)")
@@ -196,13 +214,18 @@ public final class Trainer {
 
   /// One optimizer step: every micro-step's forward and backward on this rank's share, gradients
   /// summed over ranks (bucket by bucket during the last backward), clipped, applied. Returns the
-  /// mean loss over the global batch and whether any rank was asked to stop. Allocates nothing.
-  public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> (loss: Double, stop: Bool) {
+  /// mean loss over the global batch, whether any rank was asked to stop, and whether the update was
+  /// applied: a step whose loss or gradient is not finite on any rank changes nothing, on every rank
+  /// (the sums every rank receives carry the NaN, so no rank decides alone). Allocates nothing.
+  public func trainStep(
+    _ step: Int, learningRate: Double, stopRequested: Bool
+  ) throws -> (loss: Double, stop: Bool, applied: Bool) {
     let units = task.unitsPerStep
     let lossScale = Float(1.0 / Double(units))
     let firstSample = plan.firstSample(rank: communicator.rank)
     let dropoutKey = RandomKey(seed: config.training.seed, purpose: .dropout)
     dataParallel.beginStep()
+    let poison = faults.poisonsGradient(rank: communicator.rank, step: step + 1)
     var lossSum = 0.0
     for micro in 0..<plan.microSteps {
       let context = DropoutContext(
@@ -213,7 +236,10 @@ public final class Trainer {
       lossSum += try task.microStep(
         step, micro, firstSample: firstSample, lossScale: lossScale, dropout: context, accumulate: micro > 0
       ) {
-        if last { self.dataParallel.gradientsReady($0) }
+        if last {
+          if poison { self.model.gradients.pointer[$0.lowerBound] = .nan }
+          self.dataParallel.gradientsReady($0)
+        }
       }
     }
     // This rank holds the summed gradients of its shares only: it clips by the norm the ranks add
@@ -224,24 +250,43 @@ public final class Trainer {
     totals.gradientSumOfSquares = dataParallel.ownedSumOfSquares
     try totals.sumOverRanks(communicator)
     let trainLoss = totals.lossSum / Double(units)
-    guard trainLoss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: trainLoss) }
+    guard trainLoss.isFinite && totals.gradientSumOfSquares.isFinite else {
+      return (trainLoss, totals.stopVotes > 0, applied: false)
+    }
     let clipping = gradientClipping(sumOfSquares: totals.gradientSumOfSquares, maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
       parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
       gradientScale: clipping.scale, over: dataParallel.ownedShares)
     try dataParallel.allgatherShares(of: model.parameters)
-    return (trainLoss, totals.stopVotes > 0)
+    return (trainLoss, totals.stopVotes > 0, applied: true)
   }
 
   private func saveCheckpoint(named name: String) throws {
     // Each rank's optimizer state is current only in its shares.
     for (_, buffer) in optimizer.state { try dataParallel.allgatherShares(of: buffer) }
+    // Every rank holds the same bits, so every rank reaches the same verdict without a message.
+    if let tensor = firstNonFiniteTensor() {
+      throw TrainingError.nonFiniteParameters(step: state.step, tensor: tensor, checkpoint: name)
+    }
     if communicator.rank == 0 {
       try writer.write(
         name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
         vocabularyJSON: data.tokenizer.vocabularyJSON())
     }
     try communicator.barrier()
+  }
+
+  /// The name of the first parameter (or "<state>.<parameter>" of the optimizer) holding a NaN or an
+  /// infinity: such a state is never saved, so no checkpoint can poison a resume.
+  private func firstNonFiniteTensor() -> String? {
+    let buffers = [(prefix: "", buffer: model.parameters)] + optimizer.state.map { (prefix: $0.0 + ".", buffer: $0.1) }
+    for (prefix, buffer) in buffers {
+      for tensor in model.layout.tensors {
+        let values = UnsafeBufferPointer(start: buffer.pointer + tensor.offset, count: tensor.count)
+        if !values.allSatisfy(\.isFinite) { return prefix + tensor.name }
+      }
+    }
+    return nil
   }
 
   /// Every replica must hold the same bits. Each step's gather hands every rank each parameter from
@@ -289,13 +334,20 @@ private struct StepTotals {
 
 /// What a run trains on: token streams (a language model) or labelled examples (a classifier).
 public enum TrainingError: Error, CustomStringConvertible {
-  case diverged(step: Int, loss: Double)
   case replicasDiverged(step: Int, rank: Int)
+  case tooManySkippedSteps(step: Int, inARow: Int)
+  case nonFiniteParameters(step: Int, tensor: String, checkpoint: String)
 
   public var description: String {
     switch self {
-    case .diverged(let step, let loss):
-      return "training diverged at step \(step): the loss is \(loss) (try a lower optimizer.learning_rate or set optimizer.grad_clip)"
+    case .tooManySkippedSteps(let step, let inARow):
+      return "training diverged: \(inARow) steps in a row up to step \(step) had a non-finite loss or gradient and were skipped "
+        + "(training.max_skipped_steps); no checkpoint was written since the first of them, so the newest one on disk is "
+        + "the last state known good. Try a lower optimizer.learning_rate or set optimizer.grad_clip, then resume"
+    case .nonFiniteParameters(let step, let tensor, let checkpoint):
+      return "training diverged: after step \(step) \(tensor) holds a NaN or an infinity, so \(checkpoint) was not written "
+        + "and the checkpoints on disk are kept as they are; the newest one is the last good state. "
+        + "Try a lower optimizer.learning_rate or set optimizer.grad_clip"
     case .replicasDiverged(let step, let rank):
       return "the ranks' parameters differ at step \(step) (seen on rank \(rank)): the replicas diverged, which points at a bug or faulty hardware; the job stops rather than train inconsistent models"
     }
