@@ -84,6 +84,36 @@ extension MPIEndToEnd {
       try expectEveryCheckpointFinite(run)
     }
 
+    /// The case: an absurd learning rate on a run with a good checkpoint, saving every step
+    /// and keeping one. The first wild update leaves huge but finite weights, saved as step 7; every
+    /// step on them fails, so step 7 is set aside and `latest` is the good step 6 again, which was
+    /// never pruned, still evaluates and resumes.
+    @Test func aWildUpdateIsTakenBackAndTheGoodCheckpointKept() throws {
+      let dir = try Harness.temporaryDirectory("wild-update")
+      let run = dir.appendingPathComponent("run").path
+      let good = try Harness.writeConfig(in: dir, name: "good.json", [
+        "optimizer": ["kind": "sgd", "learning_rate": 0.1], "training": ["max_steps": 6, "checkpoint_interval": 3],
+      ])
+      #expect(try Harness.attnTrain([good], timeout: 120).status == 0)
+      let wild = try Harness.writeConfig(in: dir, name: "wild.json", [
+        "optimizer": ["kind": "sgd", "learning_rate": 1e38],
+        "training": ["max_steps": 30, "checkpoint_interval": 1, "keep_checkpoints": 1],
+      ])
+      let result = try Harness.attnTrain([wild], timeout: 120)
+      #expect(result.status != 0, "\(result.output)")
+      #expect(result.stderr.contains("6 steps in a row up to step 13"), "\(result.output)")
+      #expect(result.stderr.contains("step-0000007, whose weights every one of them ran on, is set aside as rejected-step-0000007"), "\(result.output)")
+      #expect(RunFiles.latest(run) == "step-0000006", "\(RunFiles.entries(run))")
+      #expect(RunFiles.entries(run).contains("rejected-step-0000007"), "\(RunFiles.entries(run))")
+      try expectEveryCheckpointFinite(run)
+      let eval = try Harness.attnTrain(["eval", good, "--json"], timeout: 60)
+      #expect(eval.status == 0, "\(eval.output)")
+      let line = try #require(eval.stdout.split(separator: "\n").last)
+      #expect(try JSONObject(JSONValue.parse(Data(line.utf8))).double("dev_loss").isFinite)
+      let resumed = try Harness.attnTrain([good], timeout: 120)
+      #expect(resumed.status == 0 && resumed.stdout.contains("nothing to do: the run is at step 6"), "\(resumed.output)")
+    }
+
     private func expectEveryCheckpointFinite(_ run: String) throws {
       let checkpoints = RunFiles.checkpoints(run)
       let names = RunFiles.entries(run).filter { $0.hasPrefix("step-") || $0 == "best" }

@@ -60,7 +60,7 @@ enum ConfigSchema {
       .optionalInt("eval_tokens", \.evalTokens, 2...Int.max, "Evaluate only the first this many tokens of the dev split (in whole windows of `block_size`), for dev sets too large to go through every time.", null: "the whole dev split."),
       .int("log_interval", \.logInterval, default: 10, 1...Int.max, "Steps between log lines."),
       .int("checkpoint_interval", \.checkpointInterval, default: 250, 0...Int.max, "Steps between checkpoints; 0 checkpoints only at the end."),
-      .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk."),
+      .int("keep_checkpoints", \.keepCheckpoints, default: 3, 1...Int.max, "How many of the newest checkpoints to keep on disk (and the newest one a later step has succeeded on, while newer ones are on trial: see \"Non-finite steps\")."),
       .int("max_skipped_steps", \.maxSkippedSteps, default: 5, 0...1_000_000, "A step whose loss or gradient is not finite on any rank is skipped on every rank (no update; the ranks agree through the step's sums) and logged; no checkpoint is written while the latest step was skipped (the weights it ran on are not known good), so after this many skipped in a row training stops and the newest checkpoint is the last good state. 0: stop at the first."),
       .int("consistency_check_interval", \.consistencyCheckInterval, default: 100, 0...Int.max, "Steps between checks that all ranks hold identical parameters; 0 turns the check off."),
       .optionalInt("threads", \.threads, 1...4096, "Compute threads per rank (they share every kernel, sgemms included); the environment variable `ATTN_TRAIN_THREADS` overrides it.", null: "the node's cores divided by the ranks on the node."),

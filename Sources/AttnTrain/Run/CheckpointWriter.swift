@@ -69,12 +69,23 @@ public struct CheckpointWriter {
     }
   }
 
-  /// Points `latest` at `name` and removes step checkpoints beyond the newest `keep`.
-  public func publishLatest(_ name: String) throws {
+  /// Points `latest` at `name` and removes step checkpoints beyond the newest `keep`, except
+  /// `protected` (the newest one known good while `name` is still on trial).
+  public func publishLatest(_ name: String, protecting protected: String? = nil) throws {
     try replaceFileAtomically(path: directory.latestPointer, contents: Data((name + "\n").utf8))
-    for old in directory.stepCheckpoints().dropFirst(keep) where old.name != name {
+    for old in directory.stepCheckpoints().dropFirst(keep) where old.name != name && old.name != protected {
       try removeTree(directory.path(old.name))
     }
+  }
+
+  /// Takes back a checkpoint whose weights made the steps after it fail: `latest` points at `good`
+  /// again first (a crash in between leaves `good` in charge), then the checkpoint is renamed out
+  /// of the candidates, kept for inspection.
+  public func reject(_ name: String, returningTo good: String) throws -> String {
+    try replaceFileAtomically(path: directory.latestPointer, contents: Data((good + "\n").utf8))
+    let rejected = "rejected-" + name
+    try atomicRename(from: directory.path(name), to: directory.path(rejected))
+    return rejected
   }
 
   private func pause() {

@@ -27,6 +27,10 @@ public final class Trainer {
   private let dataParallel: ShardedDataParallel
   private let faults: FaultInjection
   private var perturbed = false
+  /// A checkpoint this process wrote, whose weights no step has yet run on successfully; and the
+  /// newest one whose weights a step has. Pruning spares the second while the first is on trial.
+  private var checkpointOnTrial: String?
+  private var lastGoodCheckpoint: String?
   private let totals = StepTotals()
   private let checksum = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2)
 
@@ -59,6 +63,7 @@ public final class Trainer {
     // Rank 0 is the source of truth for the starting state; the broadcasts make every replica
     // bit-identical even if ranks ran on machines whose libm rounds differently.
     if let checkpoint {
+      if checkpoint.name.hasPrefix("step-") { checkpointOnTrial = checkpoint.name }
       try checkpoint.restoreWeights(into: model)
       try checkpoint.restoreOptimizer(optimizer, layout: model.layout)
       state = checkpoint.state
@@ -121,6 +126,7 @@ public final class Trainer {
       let (trainLoss, stop, applied) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
       if applied {
         state.skippedInARow = 0
+        if let trial = checkpointOnTrial { (lastGoodCheckpoint, checkpointOnTrial) = (trial, nil) }
       } else {
         state.skippedSteps += 1
         state.skippedInARow += 1
@@ -194,14 +200,24 @@ public final class Trainer {
         let pauseStart = clock.seconds
         let name = CheckpointDirectory.name(forStep: state.step)
         try saveCheckpoint(named: name)
-        if communicator.rank == 0 { try writer.publishLatest(name) }
+        if communicator.rank == 0 { try writer.publishLatest(name, protecting: lastGoodCheckpoint) }
         try communicator.barrier()
+        checkpointOnTrial = name
         pausedSeconds += clock.seconds - pauseStart
         log.say("checkpoint \(name) written")
       }
       if faults.killAfterStep == state.step { kill(getpid(), SIGKILL) }
       if state.skippedInARow > training.maxSkippedSteps {
-        throw TrainingError.tooManySkippedSteps(step: state.step, inARow: state.skippedInARow)
+        // The steps failed from the start on the weights of the checkpoint on trial (huge but finite
+        // after a wild update, say): the one before it is the last good state.
+        var rejected: (name: String, as: String, good: String)?
+        if let trial = checkpointOnTrial, let good = lastGoodCheckpoint {
+          if communicator.rank == 0 { rejected = (trial, try writer.reject(trial, returningTo: good), good) }
+          try communicator.barrier()
+        }
+        throw TrainingError.tooManySkippedSteps(
+          step: state.step, inARow: state.skippedInARow,
+          rejected: rejected.map { "; \($0.name), whose weights every one of them ran on, is set aside as \($0.as) and `latest` is \($0.good) again" } ?? "")
       }
       if stop && !done { return .stoppedBySignal(step: state.step) }
       if stoppedEarly {
@@ -335,14 +351,14 @@ private struct StepTotals {
 /// What a run trains on: token streams (a language model) or labelled examples (a classifier).
 public enum TrainingError: Error, CustomStringConvertible {
   case replicasDiverged(step: Int, rank: Int)
-  case tooManySkippedSteps(step: Int, inARow: Int)
+  case tooManySkippedSteps(step: Int, inARow: Int, rejected: String)
   case nonFiniteParameters(step: Int, tensor: String, checkpoint: String)
 
   public var description: String {
     switch self {
-    case .tooManySkippedSteps(let step, let inARow):
+    case .tooManySkippedSteps(let step, let inARow, let rejected):
       return "training diverged: \(inARow) steps in a row up to step \(step) had a non-finite loss or gradient and were skipped "
-        + "(training.max_skipped_steps); no checkpoint was written since the first of them, so the newest one on disk is "
+        + "(training.max_skipped_steps); no checkpoint was written since the first of them\(rejected), so `latest` is "
         + "the last state known good. Try a lower optimizer.learning_rate or set optimizer.grad_clip, then resume"
     case .nonFiniteParameters(let step, let tensor, let checkpoint):
       return "training diverged: after step \(step) \(tensor) holds a NaN or an infinity, so \(checkpoint) was not written "
