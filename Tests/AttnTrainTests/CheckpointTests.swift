@@ -155,6 +155,18 @@ import Testing
     #expect(error?.description.contains("tensor wte has shape [10, 8], the model needs [10, 16]") == true, "\(String(describing: error))")
   }
 
+  /// Weights with a NaN (attn-train never saves them; written here by the writer directly) are
+  /// refused by tensor and element, for resuming, eval, sample, predict and init_from alike.
+  @Test func nonFiniteWeightsAreRefusedByName() throws {
+    let f = try Fixture()
+    let wpe = try #require(f.model.layout["wpe"])
+    f.model.parameters.pointer[wpe.offset + 3] = .infinity
+    let name = try f.save(step: 10)
+    let loaded = try LoadedCheckpoint(path: f.checkpoints.path(name), name: name)
+    let error = #expect(throws: InputError.self) { try loaded.restoreWeights(into: GPT(shape: f.model.shape, maxBatch: 1)) }
+    #expect(error?.description.contains("tensor wpe holds inf at element 3: weights of a diverged run") == true, "\(String(describing: error))")
+  }
+
   @Test func theNewestValidCheckpointIsFoundPastDamagedOnes() throws {
     let f = try Fixture()
     #expect(try f.checkpoints.newestValid(warn: { _ in }) == nil)

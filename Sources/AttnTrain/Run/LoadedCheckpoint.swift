@@ -78,6 +78,9 @@ public struct LoadedCheckpoint {
       return try restore(from: file, name: tensor.name, tensor: tensor, into: model.parameters)
     }
     let rows = try file.floats(tensor.name)
+    guard rows.prefix(tensor.count).allSatisfy(\.isFinite) else {
+      throw InputError(file: file.path, problem: "tensor \(tensor.name) holds a NaN or an infinity: weights of a diverged run")
+    }
     for i in 0..<tensor.count { model.parameters.pointer[tensor.offset + i] = rows[i] }
   }
 
@@ -88,7 +91,14 @@ public struct LoadedCheckpoint {
     guard shape == tensor.shape else {
       throw InputError(file: file.path, problem: "tensor \(name) has shape \(shape), the model needs \(tensor.shape)")
     }
-    try file.readFloats(name, into: UnsafeMutableBufferPointer(start: buffer.pointer + tensor.offset, count: tensor.count))
+    let values = UnsafeMutableBufferPointer(start: buffer.pointer + tensor.offset, count: tensor.count)
+    try file.readFloats(name, into: values)
+    // attn-train never saves such a state; one from elsewhere would only spread NaN through a run.
+    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+      throw InputError(
+        file: file.path, problem: "tensor \(name) holds \(values[bad]) at element \(bad): weights of a diverged run",
+        hint: "resume from an earlier checkpoint (--from-checkpoint) or start over (--fresh)")
+    }
   }
 }
 
