@@ -105,6 +105,11 @@ extension MPIEndToEnd {
       #expect(result.stderr.contains("step-0000007, whose weights every one of them ran on, is set aside as rejected-step-0000007"), "\(result.output)")
       #expect(RunFiles.latest(run) == "step-0000006", "\(RunFiles.entries(run))")
       #expect(RunFiles.entries(run).contains("rejected-step-0000007"), "\(RunFiles.entries(run))")
+      // metrics.jsonl stays JSON: a non-finite loss is written as null.
+      let lines = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+      let records = try lines.map { try JSONObject(JSONValue.parse(Data($0.utf8))) }
+      let skipped = try zip(records, lines).filter { try $0.0.int("step") >= 8 }.map(\.1)
+      #expect(skipped.count == 6 && skipped.allSatisfy { $0.contains(#""train_loss": null"#) }, "\(lines)")
       try expectEveryCheckpointFinite(run)
       let eval = try Harness.attnTrain(["eval", good, "--json"], timeout: 60)
       #expect(eval.status == 0, "\(eval.output)")
