@@ -15,6 +15,9 @@ struct Launch {
   let log: RunLog
   /// The faults the end-to-end tests ask for through ATTN_TRAIN_TEST_* variables; none otherwise.
   let faults = FaultInjection(environment: ProcessInfo.processInfo.environment)
+  /// Where MFU's per-core peak comes from: ATTN_TRAIN_PEAK_FLOPS_PER_CORE, else the probe, cached in
+  /// $XDG_CACHE_HOME/attn-train (or ~/.cache/attn-train).
+  let peak: MachinePeak.Source
 
   /// Where the line that says how many threads each rank runs goes: stdout while training, stderr
   /// for commands whose stdout is their result.
@@ -50,6 +53,22 @@ struct Launch {
       run = RunDirectory(path: config.output.runDir, origin: "output.run_dir")
     }
     self.config = config
+    peak = try Self.peakSource(ProcessInfo.processInfo.environment)
+  }
+
+  private static func peakSource(_ environment: [String: String]) throws -> MachinePeak.Source {
+    if let given = environment["ATTN_TRAIN_PEAK_FLOPS_PER_CORE"] {
+      guard let value = Double(given), value.isFinite, value > 0 else {
+        throw InputError(
+          file: "environment", field: "ATTN_TRAIN_PEAK_FLOPS_PER_CORE", problem: "\"\(given)\" is not a positive number of FLOP/s")
+      }
+      return MachinePeak.Source(cacheFile: nil, perCore: value)
+    }
+    let cacheRoot =
+      environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? environment["HOME"].map { ($0 as NSString).appendingPathComponent(".cache") }
+    return MachinePeak.Source(
+      cacheFile: cacheRoot.map { ($0 as NSString).appendingPathComponent("attn-train/peak-flops.json") }, perCore: nil)
   }
 
   /// Sizes the compute threads (see ThreadChoice) and says what was chosen.

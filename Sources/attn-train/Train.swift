@@ -15,6 +15,9 @@ struct Train: ParsableCommand {
   @Option(name: .customLong("from-checkpoint"), help: "Resume from this checkpoint (a name such as step-0000500 or best, or a path).")
   var fromCheckpoint: String?
 
+  @Flag(help: "Time every kind of layer (forward and backward) and write profile.json to the run directory; costs a little speed.")
+  var profile = false
+
   func validate() throws {
     if fresh && fromCheckpoint != nil {
       throw ValidationError("--fresh and --from-checkpoint contradict each other; give one")
@@ -24,7 +27,9 @@ struct Train: ParsableCommand {
   func run() throws {
     StopSignals.install()
     Launch.run(options) { l in
-      let session = TrainingSession(config: l.config, run: l.run, communicator: l.communicator, log: l.log, faults: l.faults)
+      let session = TrainingSession(
+        config: l.config, run: l.run, communicator: l.communicator, log: l.log, faults: l.faults, peak: l.peak,
+        profile: profile)
       let start: StartPoint = fresh ? .fresh : fromCheckpoint.map { .checkpoint($0) } ?? .newest
       let summary = try session.train(from: start, stopRequested: { StopSignals.requested })
       switch summary.outcome {

@@ -1,5 +1,6 @@
 // The run directory: config.json (the resolved config of the latest start), vocab.json,
-// metrics.jsonl and checkpoints/. Only rank 0 touches it.
+// metrics.jsonl, plan.json (what the run is sized to), profile.json (after a --profile run),
+// tensorboard/, report.html and checkpoints/. Only rank 0 touches it.
 
 import AttnFormats
 import Foundation
@@ -17,6 +18,10 @@ public struct RunDirectory: Sendable {
   public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
   public var checkpoints: CheckpointDirectory { CheckpointDirectory(runDirectory: path) }
   public var metricsFile: String { file("metrics.jsonl") }
+  public var planFile: String { file("plan.json") }
+  public var profileFile: String { file("profile.json") }
+  public var tensorBoardDirectory: String { file("tensorboard") }
+  public var reportFile: String { file("report.html") }
   /// Where a learned BPE is kept (data.tokenizer {"kind": "bpe", "vocab_size": N}).
   public var learnedTokenizerFile: String { file("tokenizer.json") }
 

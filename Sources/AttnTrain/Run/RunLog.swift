@@ -14,6 +14,19 @@ public struct MetricsRecord: Equatable, Sendable {
   /// Training tokens per second since the previous record, all ranks together; nil when the record
   /// is only there for an evaluation.
   public var tokensPerSecond: Double?
+  /// Training tokens processed so far, all ranks together (a classifier's padded ones included).
+  public var tokens: Int?
+  /// Model FLOPs utilisation over the same window: the model's FLOPs per token (ModelShape.
+  /// trainingFLOPsPerToken) times tokensPerSecond, over the measured peak of the cores the job uses.
+  public var mfu: Double?
+  /// Mean wall seconds per optimizer step over the window.
+  public var stepSeconds: Double?
+  /// The global gradient norm of this step before clipping, and the fraction of the window's
+  /// steps that clipping scaled down: instability shows here before it shows in the loss.
+  public var gradientNorm: Double?
+  public var clipFraction: Double?
+  /// Resident memory of rank 0, MiB.
+  public var residentMiB: Double?
   /// Only when the dev set was evaluated at this step.
   public var devLoss: Double?
   /// A classifier's, with devLoss.
@@ -34,10 +47,11 @@ public struct MetricsRecord: Equatable, Sendable {
     self.elapsedSeconds = elapsedSeconds
   }
 
-  /// "step 2000/2000 | loss 1.7550 | lr 1.00e-04 | 25306 tok/s | dev loss 1.8905 | 72.5s"
+  /// "step 2000/2000 | loss 1.7550 | lr 1.00e-04 | 25306 tok/s | mfu 41.3% | dev loss 1.8905 | 72.5s"
   public func line(maxSteps: Int) -> String {
     var parts = ["step \(step)/\(maxSteps)", String(format: "loss %.4f", trainLoss), String(format: "lr %.2e", learningRate)]
     if let tokensPerSecond { parts.append(String(format: "%.0f tok/s", tokensPerSecond)) }
+    if let mfu { parts.append(String(format: "mfu %.1f%%", mfu * 100)) }
     if let devLoss { parts.append(String(format: "dev loss %.4f", devLoss)) }
     if let devAccuracy { parts.append(String(format: "dev accuracy %.4f", devAccuracy)) }
     if let devMacroF1 { parts.append(String(format: "macro-F1 %.4f", devMacroF1)) }
@@ -51,6 +65,12 @@ public struct MetricsRecord: Equatable, Sendable {
       (key: "lr", value: Self.number(learningRate)),
     ]
     if let tokensPerSecond { members.append((key: "tokens_per_s", value: Self.number(tokensPerSecond))) }
+    if let tokens { members.append((key: "tokens", value: JSONValue(integer: tokens))) }
+    if let mfu { members.append((key: "mfu", value: Self.number(mfu))) }
+    if let stepSeconds { members.append((key: "step_s", value: Self.number(stepSeconds))) }
+    if let gradientNorm { members.append((key: "grad_norm", value: Self.number(gradientNorm))) }
+    if let clipFraction { members.append((key: "clip_fraction", value: Self.number(clipFraction))) }
+    if let residentMiB { members.append((key: "rss_mib", value: Self.number(residentMiB))) }
     if let devLoss { members.append((key: "dev_loss", value: Self.number(devLoss))) }
     if let devAccuracy { members.append((key: "dev_accuracy", value: Self.number(devAccuracy))) }
     if let devMacroF1 { members.append((key: "dev_macro_f1", value: Self.number(devMacroF1))) }
@@ -66,10 +86,16 @@ public struct MetricsRecord: Equatable, Sendable {
 
 public final class RunLog {
   public let isSpeaker: Bool
-  /// stdout is a terminal: progress updates one line in place instead of printing a line each.
+  /// stdout is a terminal: progress is one line redrawn in place, kept at the bottom while other
+  /// lines print above it; otherwise (a pipe, a Slurm log) every line stays as printed.
   public let isTerminal: Bool
   private var metrics: FileHandle?
-  private var progressShown = false
+  /// The progress line at the bottom of the terminal, redrawn after any line printed above it.
+  private var shownProgress: String?
+  private var lastLine = Stopwatch()
+  /// Off a terminal, a long piece of work (a whole-dev evaluation, preparing shards) still says
+  /// where it is this often, so a log never falls silent for minutes.
+  public var heartbeatSeconds = 30.0
 
   public init(isSpeaker: Bool, isTerminal: Bool = false) {
     self.isSpeaker = isSpeaker
@@ -93,49 +119,100 @@ public final class RunLog {
 
   public func say(_ line: String) {
     guard isSpeaker else { return }
-    endProgress()
     // Unbuffered: under mpirun, stdout is a pipe and buffered lines would arrive late or be lost.
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    write(line + "\n", to: .standardOutput)
   }
 
   /// A progress report: on a terminal it replaces the previous one on the same line; otherwise it is
-  /// a line of its own, printed only when `final` (a piece of work done), so logs stay short.
+  /// a line of its own when `final` (a piece of work done) or when nothing was printed for
+  /// heartbeatSeconds, so logs stay short.
   public func progress(_ line: String, final: Bool) {
     guard isSpeaker else { return }
     if isTerminal {
-      FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
-      progressShown = true
-    } else if final {
-      FileHandle.standardOutput.write(Data((line + "\n").utf8))
+      let fitted = Self.fitted(line)
+      FileHandle.standardOutput.write(Data("\r\u{1B}[K\(fitted)\(final ? "\n" : "")".utf8))
+      shownProgress = final ? nil : fitted
+    } else if final || lastLine.seconds >= heartbeatSeconds {
+      say(line)
     }
   }
 
-  /// Ends a progress line on a terminal, so the next output starts on a line of its own.
+  /// A report of `what` ("evaluating dev") to call after each of `total` pieces, on rank 0: the
+  /// count, a bar and an ETA, through `progress`; the line is erased when the work is done.
+  public func progressReporter(_ what: String) -> (_ done: Int, _ total: Int) -> Void {
+    guard isSpeaker else { return { _, _ in } }
+    let clock = Stopwatch()
+    var lastDrawn = -Double.infinity
+    return { [self] done, total in
+      if done >= total {
+        eraseProgress()
+        return
+      }
+      let now = clock.seconds
+      guard now - lastDrawn >= ProgressBar.redrawSeconds else { return }
+      lastDrawn = now
+      let fraction = total > 0 ? Double(done) / Double(total) : 1
+      let eta = done > 0 ? " | ETA " + ProgressBar.duration(now * Double(total - done) / Double(done)) : ""
+      progress("\(what): \(done)/\(total) \(ProgressBar.bar(fraction))\(eta)", final: false)
+    }
+  }
+
+  /// Removes a terminal's progress line: the work it showed is done and its result printed next.
+  public func eraseProgress() {
+    guard shownProgress != nil else { return }
+    shownProgress = nil
+    FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+  }
+
+  /// Ends a progress line on a terminal: it stays as last drawn, and later output starts below it.
   public func endProgress() {
-    guard progressShown else { return }
-    progressShown = false
+    guard shownProgress != nil else { return }
+    shownProgress = nil
     FileHandle.standardOutput.write(Data("\n".utf8))
   }
 
   /// Information that must not mix with a command's results on stdout.
   public func note(_ line: String) {
     guard isSpeaker else { return }
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    write(line + "\n", to: .standardError)
   }
 
   public func warn(_ line: String) {
     guard isSpeaker else { return }
-    FileHandle.standardError.write(Data("warning: \(line)\n".utf8))
+    write("warning: \(line)\n", to: .standardError)
   }
 
-  /// The progress line on stdout and its record in metrics.jsonl.
+  /// The record in metrics.jsonl, and its line on stdout; on a terminal, where the progress bar
+  /// shows the training figures, only a record with dev figures gets a line.
   public func record(_ record: MetricsRecord, maxSteps: Int) {
-    say(record.line(maxSteps: maxSteps))
+    if !isTerminal || record.devLoss != nil { say(record.line(maxSteps: maxSteps)) }
     guard isSpeaker, let metrics else { return }
     metrics.write(Data((record.json.description + "\n").utf8))
   }
 
+  /// On a terminal, the line goes above the progress line, which is drawn again below it.
+  private func write(_ text: String, to handle: FileHandle) {
+    lastLine = Stopwatch()
+    guard isTerminal, let shown = shownProgress else {
+      handle.write(Data(text.utf8))
+      return
+    }
+    FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+    handle.write(Data(text.utf8))
+    FileHandle.standardOutput.write(Data(shown.utf8))
+  }
+
+  /// Cut to the terminal's width: a line that wraps cannot be redrawn in place.
+  private static func fitted(_ line: String) -> String {
+    var size = winsize()
+    guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 1, line.count >= Int(size.ws_col) else {
+      return line
+    }
+    return String(line.prefix(Int(size.ws_col) - 1))
+  }
+
   public func close() {
+    endProgress()
     try? metrics?.synchronize()
     try? metrics?.close()
     metrics = nil

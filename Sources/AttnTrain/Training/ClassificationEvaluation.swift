@@ -100,10 +100,12 @@ public final class ClassificationEvaluator {
     sums.deallocate()
   }
 
-  public func evaluate(_ communicator: Communicator) throws -> ClassificationMetrics {
+  /// `progress` hears (batches done, batches) of this rank's share after each batch.
+  public func evaluate(_ communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> ClassificationMetrics {
     let K = labels.count
     let T = dev.sequenceLength
     let mine = (dev.count * communicator.rank / communicator.size)..<(dev.count * (communicator.rank + 1) / communicator.size)
+    let batches = (mine.count + model.maxBatch - 1) / model.maxBatch
     sums.update(repeating: 0)
     var start = mine.lowerBound
     while start < mine.upperBound {
@@ -117,6 +119,7 @@ public final class ClassificationEvaluator {
         sums[Int(truth[row]) * K + predicted] += 1
       }
       start = batch.upperBound
+      progress((start - mine.lowerBound + model.maxBatch - 1) / model.maxBatch, batches)
     }
     try communicator.allreduceSum(sums)
     let confusion = (0..<K).map { t in (0..<K).map { p in Int(sums[t * K + p]) } }

@@ -48,9 +48,11 @@ public final class Evaluator {
     sums.deallocate()
   }
 
-  public func evaluate(_ communicator: Communicator) throws -> EvaluationResult {
+  /// `progress` hears (batches done, batches) of this rank's share after each batch.
+  public func evaluate(_ communicator: Communicator, progress: (Int, Int) -> Void = { _, _ in }) throws -> EvaluationResult {
     let T = windows.sequenceLength
     let mine = windows.share(rank: communicator.rank, of: communicator.size)
+    let batches = (mine.count + model.maxBatch - 1) / model.maxBatch
     var lossSum = 0.0
     var byteCount = 0
     var start = mine.lowerBound
@@ -62,6 +64,7 @@ public final class Evaluator {
         byteCount += Int(bytesPerToken[Int(targets[i])])
       }
       start = batch.upperBound
+      progress((start - mine.lowerBound + model.maxBatch - 1) / model.maxBatch, batches)
     }
     sums[0] = lossSum
     sums[1] = Double(mine.count * T)
@@ -89,7 +92,8 @@ public struct CheckpointEvaluation {
     if checkpoint.config.task.kind == .classification {
       let data = try ClassificationData.load(
         checkpoint.config.with(dataOf: config), vocabulary: checkpoint.tokenizer, labels: checkpoint.config.task.labels)
-      classification = try ClassificationEvaluator(model: loaded.model, dev: data.dev, labels: data.labels).evaluate(communicator)
+      classification = try ClassificationEvaluator(model: loaded.model, dev: data.dev, labels: data.labels)
+        .evaluate(communicator, progress: log.progressReporter("evaluating dev"))
       result = nil
       return
     }
@@ -98,7 +102,7 @@ public struct CheckpointEvaluation {
       learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
     result = try Evaluator(
       model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens
-    ).evaluate(communicator)
+    ).evaluate(communicator, progress: log.progressReporter("evaluating dev"))
     classification = nil
   }
 

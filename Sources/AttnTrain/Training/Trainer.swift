@@ -26,6 +26,8 @@ public final class Trainer {
   private let writer: CheckpointWriter
   private let dataParallel: ShardedDataParallel
   private let faults: FaultInjection
+  /// What MFU divides by; nil leaves MFU out of the metrics.
+  private let peak: MachinePeak?
   private var perturbed = false
   /// A checkpoint this process wrote, whose weights no step has yet run on successfully; and the
   /// newest one whose weights a step has. Pruning spares the second while the first is on trial.
@@ -36,7 +38,8 @@ public final class Trainer {
 
   public init(
     config: Config, plan: BatchPlan, data: TrainingData, communicator: Communicator, log: RunLog, run: RunDirectory,
-    faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil
+    faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil,
+    peak: MachinePeak? = nil
   ) throws {
     precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
     self.config = config
@@ -45,6 +48,7 @@ public final class Trainer {
     self.communicator = communicator
     self.log = log
     self.faults = faults
+    self.peak = peak
     let training = config.training
     let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
     model = GPT(shape: shape, maxBatch: plan.sequencesPerRank)
@@ -107,9 +111,8 @@ public final class Trainer {
     let training = config.training
     let clock = Stopwatch()
     let startElapsed = state.elapsedSeconds
-    var windowStart = clock.seconds
-    var windowTokens = 0
-    var pausedSeconds = 0.0  // evaluation and checkpoint time, excluded from tokens/s
+    var window = LogWindow(start: clock.seconds)
+    var bar = ProgressBar(totalSteps: training.maxSteps, firstStep: state.step, start: clock.seconds)
 
     if state.step >= training.maxSteps {
       log.say("nothing to do: the run is at step \(state.step), max_steps is \(training.maxSteps)")
@@ -123,8 +126,9 @@ public final class Trainer {
     while state.step < training.maxSteps {
       let step = state.step
       let lr = schedule.rate(at: step)
-      let (trainLoss, stop, applied) = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
-      if applied {
+      let result = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
+      let (trainLoss, stop) = (result.loss, result.stop)
+      if result.applied {
         state.skippedInARow = 0
         if let trial = checkpointOnTrial { (lastGoodCheckpoint, checkpointOnTrial) = (trial, nil) }
       } else {
@@ -138,7 +142,7 @@ public final class Trainer {
       state.step += 1
       if faults.nanParameterAfterStep == state.step { model.parameters.pointer[0] = .nan }
       state.tokensSeen += plan.tokensPerStep
-      windowTokens += plan.tokensPerStep
+      window.add(result, tokens: plan.tokensPerStep)
       state.elapsedSeconds = startElapsed + clock.seconds
       let done = state.step == training.maxSteps
 
@@ -154,13 +158,10 @@ public final class Trainer {
 
       var record: MetricsRecord?
       if state.step % training.logInterval == 0 || done || stop {
-        let seconds = clock.seconds - windowStart - pausedSeconds
-        let rate = seconds > 0 ? Double(windowTokens) / seconds : 0
-        record = MetricsRecord(
-          step: state.step, trainLoss: trainLoss, learningRate: lr, tokensPerSecond: rate, elapsedSeconds: 0)
-        windowStart = clock.seconds
-        windowTokens = 0
-        pausedSeconds = 0
+        record = window.record(
+          step: state.step, trainLoss: trainLoss, gradientNorm: result.gradientNorm, learningRate: lr,
+          tokensSeen: state.tokensSeen, flopsPerToken: model.shape.trainingFLOPsPerToken, peak: peak, now: clock.seconds)
+        window = LogWindow(start: clock.seconds)
       }
       let evaluate =
         (training.evalInterval > 0 && state.step % training.evalInterval == 0) || done
@@ -168,7 +169,7 @@ public final class Trainer {
       var stoppedEarly = false
       if evaluate {
         let pauseStart = clock.seconds
-        let result = try task.evaluate(communicator)
+        let result = try task.evaluate(communicator, progress: log.progressReporter("evaluating dev"))
         if record == nil { record = MetricsRecord(step: state.step, trainLoss: trainLoss, learningRate: lr, elapsedSeconds: 0) }
         record?.devLoss = result.loss
         record?.devAccuracy = result.accuracy
@@ -184,7 +185,8 @@ public final class Trainer {
           state.evaluationsSinceBest += 1
           stoppedEarly = patienceRanOut && !done
         }
-        pausedSeconds += clock.seconds - pauseStart
+        window.pausedSeconds += clock.seconds - pauseStart
+        bar.pause(clock.seconds - pauseStart)
       }
       if var record {
         record.elapsedSeconds = state.elapsedSeconds
@@ -203,8 +205,13 @@ public final class Trainer {
         if communicator.rank == 0 { try writer.publishLatest(name, protecting: lastGoodCheckpoint) }
         try communicator.barrier()
         checkpointOnTrial = name
-        pausedSeconds += clock.seconds - pauseStart
+        window.pausedSeconds += clock.seconds - pauseStart
+        bar.pause(clock.seconds - pauseStart)
         log.say("checkpoint \(name) written")
+      }
+      if log.isTerminal && log.isSpeaker {
+        bar.update(step: state.step, loss: trainLoss, now: clock.seconds, latest: record)
+        if let line = bar.lineIfDue(now: clock.seconds, force: done) { log.progress(line, final: false) }
       }
       if faults.killAfterStep == state.step { kill(getpid(), SIGKILL) }
       if state.skippedInARow > training.maxSkippedSteps {
@@ -228,14 +235,24 @@ public final class Trainer {
     return .finished
   }
 
+  /// What one optimizer step did, the same on every rank.
+  public struct StepResult: Sendable {
+    /// Mean loss over the global batch.
+    public let loss: Double
+    /// Whether any rank was asked to stop.
+    public let stop: Bool
+    /// False when the loss or gradient was not finite on some rank: then nothing changed, anywhere.
+    public let applied: Bool
+    /// The global gradient norm before clipping, and whether clipping scaled the step down.
+    public let gradientNorm: Double
+    public let clipped: Bool
+  }
+
   /// One optimizer step: every micro-step's forward and backward on this rank's share, gradients
-  /// summed over ranks (bucket by bucket during the last backward), clipped, applied. Returns the
-  /// mean loss over the global batch, whether any rank was asked to stop, and whether the update was
-  /// applied: a step whose loss or gradient is not finite on any rank changes nothing, on every rank
-  /// (the sums every rank receives carry the NaN, so no rank decides alone). Allocates nothing.
-  public func trainStep(
-    _ step: Int, learningRate: Double, stopRequested: Bool
-  ) throws -> (loss: Double, stop: Bool, applied: Bool) {
+  /// summed over ranks (bucket by bucket during the last backward), clipped, applied. A step whose
+  /// loss or gradient is not finite on any rank changes nothing, on every rank (the sums every rank
+  /// receives carry the NaN, so no rank decides alone). Allocates nothing.
+  public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool) throws -> StepResult {
     let units = task.unitsPerStep
     let lossScale = Float(1.0 / Double(units))
     let firstSample = plan.firstSample(rank: communicator.rank)
@@ -266,15 +283,17 @@ public final class Trainer {
     totals.gradientSumOfSquares = dataParallel.ownedSumOfSquares
     try totals.sumOverRanks(communicator)
     let trainLoss = totals.lossSum / Double(units)
-    guard trainLoss.isFinite && totals.gradientSumOfSquares.isFinite else {
-      return (trainLoss, totals.stopVotes > 0, applied: false)
+    let norm = totals.gradientSumOfSquares.squareRoot()
+    guard trainLoss.isFinite && norm.isFinite else {
+      return StepResult(loss: trainLoss, stop: totals.stopVotes > 0, applied: false, gradientNorm: norm, clipped: false)
     }
     let clipping = gradientClipping(sumOfSquares: totals.gradientSumOfSquares, maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
       parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
       gradientScale: clipping.scale, over: dataParallel.ownedShares)
     try dataParallel.allgatherShares(of: model.parameters)
-    return (trainLoss, totals.stopVotes > 0, applied: true)
+    return StepResult(
+      loss: trainLoss, stop: totals.stopVotes > 0, applied: true, gradientNorm: norm, clipped: clipping.scale < 1)
   }
 
   private func saveCheckpoint(named name: String) throws {

@@ -1,7 +1,8 @@
 // A training run from start to finish, on every rank alike: check the batch plan, decide where to
 // start (rank 0, ResumePolicy) and tell the others, open the prepared token shards (preparing them
-// when missing), save the resolved config and
-// vocabulary, build the trainer, train, and report memory against the plan. The command line only
+// when missing), save the resolved config, vocabulary and plan.json (what the run is sized to: the
+// report reads it), measure the peak MFU divides by, build the trainer, train, and report memory
+// against the plan (and the per-layer profile, when asked for). The command line only
 // parses and calls this, so everything a run does before and after its steps is testable in-process.
 
 import AttnCore
@@ -15,13 +16,21 @@ public final class TrainingSession {
   private let communicator: Communicator
   private let log: RunLog
   private let faults: FaultInjection
+  private let peakSource: MachinePeak.Source
+  /// Time every kind of layer (Profiler) and write profile.json at the end.
+  private let profile: Bool
 
-  public init(config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, faults: FaultInjection = .none) {
+  public init(
+    config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, faults: FaultInjection = .none,
+    peak: MachinePeak.Source = .probeOnly, profile: Bool = false
+  ) {
     self.config = config
     self.run = run
     self.communicator = communicator
     self.log = log
     self.faults = faults
+    self.peakSource = peak
+    self.profile = profile
   }
 
   /// How a run ended, for the command's last line.
@@ -50,9 +59,16 @@ public final class TrainingSession {
       try log.openMetrics(path: run.metricsFile)
     }
     let residentAtStart = ResidentMemory.currentBytes
+    // Only rank 0 reports MFU; the others wait for it in the trainer's first broadcast meanwhile.
+    let peak =
+      communicator.rank == 0
+      ? MachinePeak(
+        peakSource, threadsPerRank: ComputeThreads.current, ranks: communicator.size,
+        ranksOnThisNode: communicator.localSize, coresOnThisNode: ProcessInfo.processInfo.activeProcessorCount) : nil
+    if let peak { log.say(peak.line) }
     let trainer = try Trainer(
       config: config, plan: plan, data: data, communicator: communicator, log: log, run: run, faults: faults,
-      resumeFrom: checkpoint, pretrained: pretrained)
+      resumeFrom: checkpoint, pretrained: pretrained, peak: peak)
     switch data {
     case .text(let text):
       log.say(
@@ -63,7 +79,20 @@ public final class TrainingSession {
     }
     let memoryPlan = MemoryPlan(model: trainer.model, optimizer: trainer.optimizer)
     log.say("memory plan per rank: \(memoryPlan.summary)")
+    if communicator.rank == 0 {
+      let sizes = RunPlan(config: config, plan: plan, model: trainer.model, memory: memoryPlan, peak: peak)
+      try writeFileDurably(path: run.planFile, contents: Data((sizes.json.description + "\n").utf8))
+    }
+    let firstStep = trainer.state.step
+    Profiler.enabled = profile
+    Profiler.reset()
     let outcome = try trainer.train(stopRequested: stopRequested)
+    Profiler.enabled = false
+    if profile && communicator.rank == 0 {
+      let profileJSON = RunProfile.json(steps: trainer.state.step - firstStep)
+      try writeFileDurably(path: run.profileFile, contents: Data((profileJSON.description + "\n").utf8))
+      log.say("per-layer time profile of \(trainer.state.step - firstStep) steps written to \(run.profileFile)")
+    }
     log.close()
     if let peak = ResidentMemory.peakBytes {
       let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }

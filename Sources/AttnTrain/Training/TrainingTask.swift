@@ -17,7 +17,8 @@ protocol TrainingTask: AnyObject {
     _ step: Int, _ micro: Int, firstSample: Int, lossScale: Float, dropout: DropoutContext, accumulate: Bool,
     gradientsReady: (Range<Int>) -> Void
   ) throws -> Double
-  func evaluate(_ communicator: Communicator) throws -> DevFigures
+  /// The dev set's figures; `progress` hears (batches done, batches) on the way.
+  func evaluate(_ communicator: Communicator, progress: (Int, Int) -> Void) throws -> DevFigures
   /// Whether the step of this 1-based number finishes a pass over the training examples.
   func endsEpoch(step: Int) -> Bool
 }
@@ -87,8 +88,8 @@ final class LanguageModelTask: TrainingTask {
     return loss
   }
 
-  func evaluate(_ communicator: Communicator) throws -> DevFigures {
-    DevFigures(loss: try evaluator.evaluate(communicator).loss)
+  func evaluate(_ communicator: Communicator, progress: (Int, Int) -> Void) throws -> DevFigures {
+    DevFigures(loss: try evaluator.evaluate(communicator, progress: progress).loss)
   }
 
   /// Windows are drawn at random, not in passes.
@@ -142,8 +143,8 @@ final class ClassificationTask: TrainingTask {
     return sum
   }
 
-  func evaluate(_ communicator: Communicator) throws -> DevFigures {
-    let metrics = try evaluator.evaluate(communicator)
+  func evaluate(_ communicator: Communicator, progress: (Int, Int) -> Void) throws -> DevFigures {
+    let metrics = try evaluator.evaluate(communicator, progress: progress)
     return DevFigures(loss: metrics.loss, accuracy: metrics.accuracy, macroF1: metrics.macroF1)
   }
 
