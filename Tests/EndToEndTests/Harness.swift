@@ -36,6 +36,8 @@ enum Harness {
     environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
     environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
     environment["ATTN_TRAIN_THREADS"] = environment["ATTN_TRAIN_THREADS"] ?? "1"
+    // The measured peak for MFU is cached here rather than in the user's ~/.cache.
+    environment["XDG_CACHE_HOME"] = FileManager.default.temporaryDirectory.appendingPathComponent("attn-train-test-cache").path
     for (key, value) in extra { environment[key] = value }
     return environment
   }
