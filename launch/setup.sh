@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what attn-train needs on a fresh Debian 12 machine that has only Swift: Open MPI, OpenBLAS
-# and pkg-config from apt, and (for the tests and reference scripts) numpy, safetensors, tiktoken and
-# Hugging Face tokenizers from PyPI.
+# and pkg-config from apt, and (for the tests and reference scripts) numpy, safetensors, tiktoken,
+# Hugging Face tokenizers and tensorboard (whose own reader checks our event files) from PyPI.
 # Safe to run again: it installs only what is missing. Needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -19,8 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ]; then
-  if ! python3 -c "import numpy, safetensors, tiktoken, tokenizers" 2>/dev/null; then
-    echo "setup: installing numpy, safetensors, tiktoken and tokenizers from PyPI"
-    python3 -m pip install -q numpy safetensors tiktoken tokenizers
+  if ! python3 -c "import numpy, safetensors, tiktoken, tokenizers, tensorboard" 2>/dev/null; then
+    echo "setup: installing numpy, safetensors, tiktoken, tokenizers and tensorboard from PyPI"
+    python3 -m pip install -q numpy safetensors tiktoken tokenizers tensorboard
   fi
 fi

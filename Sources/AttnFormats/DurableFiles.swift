@@ -39,9 +39,10 @@ public final class DurableFileWriter {
   public let path: String
   private var fd: Int32
 
-  public init(path: String, permissions: mode_t = 0o644) throws {
+  /// `exclusive`: the file must not exist yet (EEXIST otherwise), so a new log never replaces another.
+  public init(path: String, permissions: mode_t = 0o644, exclusive: Bool = false) throws {
     self.path = path
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, permissions)
+    fd = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC) | O_CLOEXEC, permissions)
     if fd < 0 { throw FileError(path: path, operation: "open for writing", errno: errno) }
   }
 
