@@ -9,7 +9,10 @@ import AttnTrain
 import Foundation
 
 struct Launch {
+  /// The job's communicator; in a multi-rank job, watched (RankActivity) by the collective watchdog.
   let communicator: Communicator
+  let activity: RankActivity?
+  private let watchdog: CollectiveWatchdog?
   let config: Config
   let run: RunDirectory
   let log: RunLog
@@ -33,6 +36,7 @@ struct Launch {
       let joined = try makeCommunicator(environment: ProcessInfo.processInfo.environment, threadSupport: .serialized)
       communicator = joined
       let launch = try Launch(options, communicator: joined)
+      defer { launch.watchdog?.stop() }
       try launch.sizeComputeThreads(announce: threadsLine == .stdout ? launch.log.say : launch.log.note)
       try body(launch)
       try? joined.finalize()
@@ -42,9 +46,9 @@ struct Launch {
     }
   }
 
-  private init(_ options: RunOptions, communicator: Communicator) throws {
-    self.communicator = communicator
-    log = RunLog(isSpeaker: communicator.rank == 0, isTerminal: isatty(STDOUT_FILENO) != 0)
+  private init(_ options: RunOptions, communicator joined: Communicator) throws {
+    log = RunLog(isSpeaker: joined.rank == 0, isTerminal: Self.stdoutIsTerminal(underMPI: joined.size > 1))
+    let log = self.log
     var config = try Config.load(path: options.config, warn: log.warn)
     if let override = options.runDirectory {
       config.output.runDir = URL(fileURLWithPath: override).standardizedFileURL.path
@@ -54,6 +58,32 @@ struct Launch {
     }
     self.config = config
     peak = try Self.peakSource(ProcessInfo.processInfo.environment)
+    // Every rank reads the same config, so every rank makes the same choice (the watchdog's start
+    // is a collective).
+    let training = config.training
+    if joined.size > 1 && training.deadlineSeconds > 0 {
+      let activity = RankActivity()
+      let prefix = "attn-train (rank \(joined.rank) of \(joined.size)): "
+      watchdog = try CollectiveWatchdog(
+        communicator: joined, activity: activity,
+        policy: DeadlinePolicy(
+          seconds: training.deadlineSeconds, stepMultiple: training.deadlineStepMultiple,
+          startupSeconds: training.deadlineStartupSeconds, slowWorkSeconds: training.deadlineSlowWorkSeconds),
+        report: { FileHandle.standardError.write(Data((prefix + $0 + "\n").utf8)) })
+      (self.activity, communicator) = (activity, WatchedCommunicator(joined, activity: activity))
+    } else {
+      (activity, watchdog, communicator) = (nil, nil, joined)
+    }
+  }
+
+  /// Whether a person watches stdout. mpirun gives its ranks a pseudo-terminal even when its own
+  /// output goes to a file (a Slurm log), so under MPI the answer is whether mpirun's stdout, our
+  /// parent's, is a terminal; a rank on another host (whose parent's output goes to ssh) says no.
+  private static func stdoutIsTerminal(underMPI: Bool) -> Bool {
+    guard isatty(STDOUT_FILENO) != 0 else { return false }
+    guard underMPI else { return true }
+    let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(getppid())/fd/1")) ?? ""
+    return target.hasPrefix("/dev/pts/") || target.hasPrefix("/dev/tty")
   }
 
   private static func peakSource(_ environment: [String: String]) throws -> MachinePeak.Source {

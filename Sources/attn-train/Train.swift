@@ -29,7 +29,7 @@ struct Train: ParsableCommand {
     Launch.run(options) { l in
       let session = TrainingSession(
         config: l.config, run: l.run, communicator: l.communicator, log: l.log, faults: l.faults, peak: l.peak,
-        profile: profile)
+        profile: profile, activity: l.activity)
       let start: StartPoint = fresh ? .fresh : fromCheckpoint.map { .checkpoint($0) } ?? .newest
       let summary = try session.train(from: start, stopRequested: { StopSignals.requested })
       switch summary.outcome {

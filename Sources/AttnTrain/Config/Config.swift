@@ -77,6 +77,12 @@ public struct TrainingConfig: Equatable, Sendable {
   public var checkpointInterval = 0
   public var keepCheckpoints = 0
   public var consistencyCheckInterval = 0
+  /// The collective watchdog's deadline (CollectiveWatchdog): seconds (0: off), multiple of the step
+  /// time, and the longer allowances for the first steps and for evaluation and checkpoints.
+  public var deadlineSeconds = 0.0
+  public var deadlineStepMultiple = 0.0
+  public var deadlineStartupSeconds = 0.0
+  public var deadlineSlowWorkSeconds = 0.0
   /// Non-finite steps skipped in a row before training stops.
   public var maxSkippedSteps = 0
   /// nil means the node's cores divided by the ranks on the node.

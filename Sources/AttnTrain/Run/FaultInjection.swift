@@ -19,6 +19,10 @@ public struct FaultInjection: Equatable, Sendable {
   /// Every rank writes a NaN into the first parameter right after this step's update, as an
   /// overflowing update would: the checkpoint of that step must not be written.
   public var nanParameterAfterStep: Int?
+  /// This rank sleeps this long in every micro-step's compute: a straggler, slow but alive, which
+  /// the watchdog must name without stopping the job.
+  public var slowRank: Int?
+  public var slowRankSeconds = 0.0
 
   public static let none = FaultInjection(killAfterStep: nil, perturbRank: nil, pauseBetweenCheckpointFiles: 0)
 
@@ -30,13 +34,19 @@ public struct FaultInjection: Equatable, Sendable {
 
   /// The variables the tests set: ATTN_TRAIN_TEST_KILL_AFTER_STEP, ATTN_TRAIN_TEST_PERTURB_RANK,
   /// ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S, ATTN_TRAIN_TEST_NAN_GRADIENT ("RANK:STEP" or
-  /// "RANK:FIRST-LAST") and ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP.
+  /// "RANK:FIRST-LAST"), ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP and ATTN_TRAIN_TEST_SLOW_RANK
+  /// ("RANK:SECONDS").
   public init(environment: [String: String]) {
     self.init(
       killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
       perturbRank: environment["ATTN_TRAIN_TEST_PERTURB_RANK"].flatMap { Int($0) },
       pauseBetweenCheckpointFiles: environment["ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S"].flatMap { Double($0) } ?? 0)
     nanParameterAfterStep = environment["ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP"].flatMap { Int($0) }
+    if let spec = environment["ATTN_TRAIN_TEST_SLOW_RANK"]?.split(separator: ":"), spec.count == 2,
+      let rank = Int(spec[0]), let seconds = Double(spec[1])
+    {
+      (slowRank, slowRankSeconds) = (rank, seconds)
+    }
     if let spec = environment["ATTN_TRAIN_TEST_NAN_GRADIENT"] {
       let parts = spec.split(separator: ":")
       let steps = parts.count == 2 ? parts[1].split(separator: "-").compactMap { Int($0) } : []

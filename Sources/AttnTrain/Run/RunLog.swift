@@ -78,6 +78,17 @@ public struct MetricsRecord: Equatable, Sendable {
     return .object(members)
   }
 
+  /// The record as TensorBoard scalars: train/, dev/ and system/ groups, the figures present only.
+  public var scalars: [(tag: String, value: Double)] {
+    let figures: [(String, Double?)] = [
+      ("train/loss", trainLoss), ("train/learning_rate", learningRate), ("train/grad_norm", gradientNorm),
+      ("train/clip_fraction", clipFraction), ("dev/loss", devLoss), ("dev/accuracy", devAccuracy),
+      ("dev/macro_f1", devMacroF1), ("system/tokens_per_s", tokensPerSecond), ("system/mfu", mfu),
+      ("system/step_s", stepSeconds), ("system/rss_mib", residentMiB),
+    ]
+    return figures.compactMap { tag, value in value.map { (tag: tag, value: $0) } }
+  }
+
   /// A whole number is written without a fraction (a rate of 0, say), as the file always had it.
   private static func number(_ x: Double) -> JSONValue {
     x == x.rounded() && abs(x) < 1e15 ? JSONValue(integer: Int(x)) : JSONValue(number: x)
@@ -90,6 +101,7 @@ public final class RunLog {
   /// lines print above it; otherwise (a pipe, a Slurm log) every line stays as printed.
   public let isTerminal: Bool
   private var metrics: FileHandle?
+  private var tensorBoard: TensorBoardWriter?
   /// The progress line at the bottom of the terminal, redrawn after any line printed above it.
   private var shownProgress: String?
   private var lastLine = Stopwatch()
@@ -115,6 +127,16 @@ public final class RunLog {
     }
     handle.seekToEndOfFile()
     metrics = handle
+  }
+
+  /// Starts a new event file in `directory` (rank 0 only). A start from step `step` > 0 marks the
+  /// restart there, so a TensorBoard that still holds the older files' later steps drops them.
+  public func openTensorBoard(directory: String, continuingFrom step: Int) throws {
+    guard isSpeaker else { return }
+    let writer = try TensorBoardWriter(directory: directory)
+    if step > 0 { writer.markRestart(atStep: step + 1, wallTime: Date().timeIntervalSince1970) }
+    try writer.flush()
+    tensorBoard = writer
   }
 
   public func say(_ line: String) {
@@ -186,8 +208,15 @@ public final class RunLog {
   /// shows the training figures, only a record with dev figures gets a line.
   public func record(_ record: MetricsRecord, maxSteps: Int) {
     if !isTerminal || record.devLoss != nil { say(record.line(maxSteps: maxSteps)) }
-    guard isSpeaker, let metrics else { return }
-    metrics.write(Data((record.json.description + "\n").utf8))
+    guard isSpeaker else { return }
+    metrics?.write(Data((record.json.description + "\n").utf8))
+    if let tensorBoard {
+      tensorBoard.add(scalars: record.scalars, step: record.step, wallTime: Date().timeIntervalSince1970)
+      // A failed write (a full disk) must not end a healthy run: metrics.jsonl keeps the record.
+      do { try tensorBoard.flush() } catch {
+        warn("TensorBoard events not written (\(error)); metrics.jsonl still has every record")
+      }
+    }
   }
 
   /// On a terminal, the line goes above the progress line, which is drawn again below it.
@@ -213,6 +242,8 @@ public final class RunLog {
 
   public func close() {
     endProgress()
+    try? tensorBoard?.close()
+    tensorBoard = nil
     try? metrics?.synchronize()
     try? metrics?.close()
     metrics = nil

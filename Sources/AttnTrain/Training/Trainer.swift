@@ -28,6 +28,8 @@ public final class Trainer {
   private let faults: FaultInjection
   /// What MFU divides by; nil leaves MFU out of the metrics.
   private let peak: MachinePeak?
+  /// What this rank is doing, for the collective watchdog; nil when nothing watches.
+  private let activity: RankActivity?
   private var perturbed = false
   /// A checkpoint this process wrote, whose weights no step has yet run on successfully; and the
   /// newest one whose weights a step has. Pruning spares the second while the first is on trial.
@@ -39,7 +41,7 @@ public final class Trainer {
   public init(
     config: Config, plan: BatchPlan, data: TrainingData, communicator: Communicator, log: RunLog, run: RunDirectory,
     faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil,
-    peak: MachinePeak? = nil
+    peak: MachinePeak? = nil, activity: RankActivity? = nil
   ) throws {
     precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
     self.config = config
@@ -49,14 +51,17 @@ public final class Trainer {
     self.log = log
     self.faults = faults
     self.peak = peak
+    self.activity = activity
     let training = config.training
     let shape = config.modelShape(vocabSize: data.tokenizer.vocabSize)
     model = GPT(shape: shape, maxBatch: plan.sequencesPerRank)
     optimizer = Optimizer(settings: config.optimizer.settings, layout: model.layout)
     schedule = config.learningRateSchedule
     switch data {
-    case .text(let text): task = LanguageModelTask(model: model, data: text, plan: plan, config: config)
-    case .labeled(let labeled): task = try ClassificationTask(model: model, data: labeled, plan: plan, config: config)
+    case .text(let text):
+      task = LanguageModelTask(model: model, data: text, plan: plan, config: config, activity: activity)
+    case .labeled(let labeled):
+      task = try ClassificationTask(model: model, data: labeled, plan: plan, config: config, activity: activity)
     }
     writer = CheckpointWriter(directory: run.checkpoints, keep: training.keepCheckpoints, faults: faults)
     dataParallel = ShardedDataParallel(
@@ -123,10 +128,14 @@ public final class Trainer {
       return .stoppedEarly(step: state.step)
     }
 
+    activity?.trainingStarts(at: state.step)
+    defer { activity?.begin(.finished, step: state.step) }
     while state.step < training.maxSteps {
       let step = state.step
       let lr = schedule.rate(at: step)
+      let stepStart = clock.seconds
       let result = try trainStep(step, learningRate: lr, stopRequested: stopRequested())
+      activity?.stepTook(seconds: clock.seconds - stepStart, computing: result.computeSeconds)
       let (trainLoss, stop) = (result.loss, result.stop)
       if result.applied {
         state.skippedInARow = 0
@@ -169,7 +178,12 @@ public final class Trainer {
       var stoppedEarly = false
       if evaluate {
         let pauseStart = clock.seconds
-        let result = try task.evaluate(communicator, progress: log.progressReporter("evaluating dev"))
+        activity?.begin(.evaluation, step: state.step)
+        let showProgress = log.progressReporter("evaluating dev")
+        let result = try task.evaluate(communicator) { [activity] done, total in
+          activity?.advance()
+          showProgress(done, total)
+        }
         if record == nil { record = MetricsRecord(step: state.step, trainLoss: trainLoss, learningRate: lr, elapsedSeconds: 0) }
         record?.devLoss = result.loss
         record?.devAccuracy = result.accuracy
@@ -246,6 +260,8 @@ public final class Trainer {
     /// The global gradient norm before clipping, and whether clipping scaled the step down.
     public let gradientNorm: Double
     public let clipped: Bool
+    /// This rank's forward and backward time: what shows a straggler.
+    public let computeSeconds: Double
   }
 
   /// One optimizer step: every micro-step's forward and backward on this rank's share, gradients
@@ -260,7 +276,11 @@ public final class Trainer {
     dataParallel.beginStep()
     let poison = faults.poisonsGradient(rank: communicator.rank, step: step + 1)
     var lossSum = 0.0
+    var computeSeconds = 0.0
     for micro in 0..<plan.microSteps {
+      let microStart = Profiler.now()
+      defer { computeSeconds += Profiler.now() - microStart }
+      if faults.slowRank == communicator.rank { usleep(UInt32(faults.slowRankSeconds * 1e6)) }
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
       // The first micro-step writes the gradients and later ones add to them; they are summed over
@@ -278,6 +298,7 @@ public final class Trainer {
     // This rank holds the summed gradients of its shares only: it clips by the norm the ranks add
     // up, updates those parameters, and gathers the rest from the ranks that updated them.
     try dataParallel.finish()
+    activity?.begin(.optimizer, step: step + 1)
     totals.lossSum = lossSum
     totals.stopVotes = stopRequested ? 1 : 0
     totals.gradientSumOfSquares = dataParallel.ownedSumOfSquares
@@ -285,7 +306,9 @@ public final class Trainer {
     let trainLoss = totals.lossSum / Double(units)
     let norm = totals.gradientSumOfSquares.squareRoot()
     guard trainLoss.isFinite && norm.isFinite else {
-      return StepResult(loss: trainLoss, stop: totals.stopVotes > 0, applied: false, gradientNorm: norm, clipped: false)
+      return StepResult(
+        loss: trainLoss, stop: totals.stopVotes > 0, applied: false, gradientNorm: norm, clipped: false,
+        computeSeconds: computeSeconds)
     }
     let clipping = gradientClipping(sumOfSquares: totals.gradientSumOfSquares, maxNorm: Float(config.optimizer.gradClip))
     optimizer.step(
@@ -293,10 +316,12 @@ public final class Trainer {
       gradientScale: clipping.scale, over: dataParallel.ownedShares)
     try dataParallel.allgatherShares(of: model.parameters)
     return StepResult(
-      loss: trainLoss, stop: totals.stopVotes > 0, applied: true, gradientNorm: norm, clipped: clipping.scale < 1)
+      loss: trainLoss, stop: totals.stopVotes > 0, applied: true, gradientNorm: norm, clipped: clipping.scale < 1,
+      computeSeconds: computeSeconds)
   }
 
   private func saveCheckpoint(named name: String) throws {
+    activity?.begin(.checkpoint, step: state.step)
     // Each rank's optimizer state is current only in its shares.
     for (_, buffer) in optimizer.state { try dataParallel.allgatherShares(of: buffer) }
     // Every rank holds the same bits, so every rank reaches the same verdict without a message.

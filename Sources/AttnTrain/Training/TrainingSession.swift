@@ -19,11 +19,14 @@ public final class TrainingSession {
   private let peakSource: MachinePeak.Source
   /// Time every kind of layer (Profiler) and write profile.json at the end.
   private let profile: Bool
+  /// What this rank is doing, for the collective watchdog (multi-rank runs).
+  private let activity: RankActivity?
 
   public init(
     config: Config, run: RunDirectory, communicator: Communicator, log: RunLog, faults: FaultInjection = .none,
-    peak: MachinePeak.Source = .probeOnly, profile: Bool = false
+    peak: MachinePeak.Source = .probeOnly, profile: Bool = false, activity: RankActivity? = nil
   ) {
+    self.activity = activity
     self.config = config
     self.run = run
     self.communicator = communicator
@@ -57,6 +60,7 @@ public final class TrainingSession {
       try writeFileDurably(path: run.file("config.json"), contents: Data(config.resolvedJSON().utf8))
       try writeFileDurably(path: run.file("vocab.json"), contents: Data(data.tokenizer.vocabularyJSON().utf8))
       try log.openMetrics(path: run.metricsFile)
+      try log.openTensorBoard(directory: run.tensorBoardDirectory, continuingFrom: checkpoint?.state.step ?? 0)
     }
     let residentAtStart = ResidentMemory.currentBytes
     // Only rank 0 reports MFU; the others wait for it in the trainer's first broadcast meanwhile.
@@ -68,7 +72,7 @@ public final class TrainingSession {
     if let peak { log.say(peak.line) }
     let trainer = try Trainer(
       config: config, plan: plan, data: data, communicator: communicator, log: log, run: run, faults: faults,
-      resumeFrom: checkpoint, pretrained: pretrained, peak: peak)
+      resumeFrom: checkpoint, pretrained: pretrained, peak: peak, activity: activity)
     switch data {
     case .text(let text):
       log.say(

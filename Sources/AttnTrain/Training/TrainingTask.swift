@@ -53,8 +53,10 @@ final class LanguageModelTask: TrainingTask {
   private let sampler: BatchSampler
   private let evaluator: Evaluator
   private let tokens, targets: UnsafeMutablePointer<Int32>
+  private let activity: RankActivity?
 
-  init(model: GPT, data: TextData, plan: BatchPlan, config: Config) {
+  init(model: GPT, data: TextData, plan: BatchPlan, config: Config, activity: RankActivity?) {
+    self.activity = activity
     self.model = model
     self.data = data
     self.plan = plan
@@ -81,7 +83,9 @@ final class LanguageModelTask: TrainingTask {
     try sampler.fill(
       tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
       microStep: micro, firstSample: firstSample, count: B)
+    activity?.begin(.forward, step: step + 1)
     let loss = model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: dropout)
+    activity?.begin(.backward, step: step + 1)
     model.backward(
       tokens: tokens, targets: targets, B: B, T: T, lossScale: lossScale, dropout: dropout, accumulate: accumulate,
       gradientsReady: gradientsReady)
@@ -104,8 +108,10 @@ final class ClassificationTask: TrainingTask {
   private let evaluator: ClassificationEvaluator
   private let loss: ClassificationLoss
   private let tokens, lengths, labels: UnsafeMutablePointer<Int32>
+  private let activity: RankActivity?
 
-  init(model: GPT, data: ClassificationData, plan: BatchPlan, config: Config) throws {
+  init(model: GPT, data: ClassificationData, plan: BatchPlan, config: Config, activity: RankActivity?) throws {
+    self.activity = activity
     loss = try data.loss(config)
     self.model = model
     self.data = data
@@ -136,7 +142,9 @@ final class ClassificationTask: TrainingTask {
       let n = sampler.example(globalSample: stepStart + firstSample + row)
       data.train.copy(n, toRow: row, tokens: tokens, lengths: lengths, labels: labels)
     }
+    activity?.begin(.forward, step: step + 1)
     let sum = model.classify(tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, loss: loss, dropout: dropout)
+    activity?.begin(.backward, step: step + 1)
     model.backwardClassifier(
       tokens: tokens, lengths: lengths, labels: labels, B: B, T: T, loss: loss, lossScale: lossScale, dropout: dropout,
       accumulate: accumulate, gradientsReady: gradientsReady)
