@@ -82,7 +82,9 @@ public final class CollectiveWatchdog: @unchecked Sendable {
     while !lock.withLock({ stopping }) {
       let mine = activity.snapshot()
       channel.send(Heartbeat(job: channel.job, rank: communicator.rank, mine))
-      channel.wait(seconds: 0.5)
+      // A fixed pause, not a wait for the next datagram: that would answer every peer's heartbeat
+      // at once and the ranks would ping-pong at network speed.
+      usleep(500_000)
       let t = now
       for beat in channel.receive() {
         if var peer = peers[beat.rank] {

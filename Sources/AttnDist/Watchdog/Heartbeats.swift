@@ -146,12 +146,6 @@ final class HeartbeatChannel {
     return received
   }
 
-  /// Waits up to `seconds` for a datagram to arrive.
-  func wait(seconds: Double) {
-    var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-    _ = poll(&descriptor, 1, Int32(seconds * 1000))
-  }
-
   /// The host's IPv4 addresses on interfaces that are up; loopback only when there is nothing else.
   static func hostAddresses() -> [String] {
     var list: UnsafeMutablePointer<ifaddrs>?
