@@ -108,6 +108,7 @@ struct Launch {
       override: ProcessInfo.processInfo.environment["ATTN_TRAIN_THREADS"])
     choice.apply()
     announce(choice.line)
+    if let warning = choice.oversubscription { log.warn(warning) }
   }
 
   /// Reports `error` as one line and exits 1, aborting the job under MPI.

@@ -30,7 +30,7 @@ struct Predict: ParsableCommand {
   @Option(help: "The checkpoint to use (step-NNNNNNN, best, latest, or a path); default: the newest valid one.")
   var checkpoint: String?
 
-  @Option(name: .customLong("batch-size"), help: "Texts per forward pass on each rank.")
+  @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Texts per forward pass on each rank.")
   var batchSize = 64
 
   func validate() throws {

@@ -13,14 +13,14 @@ struct Sample: ParsableCommand {
   @Option(help: "Text to continue (default: a newline).")
   var prompt = "\n"
 
-  @Option(help: "How many tokens to generate.")
+  @Option(parsing: .unconditional, help: "How many tokens to generate.")
   var tokens = 200
 
   // Unconditional parsing, so "--temperature -1" reaches validate() instead of reading as an option.
   @Option(parsing: .unconditional, help: "Softmax temperature; 0 always picks the most likely token.")
   var temperature = 0.8
 
-  @Option(name: .customLong("top-k"), help: "Sample only among the k most likely tokens (default: all).")
+  @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the k most likely tokens (default: all).")
   var topK: Int?
 
   @Option(help: "Seed for the draws: the same seed gives the same text.")

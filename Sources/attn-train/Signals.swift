@@ -1,4 +1,5 @@
-// SIGTERM (a cluster's pre-emption notice), SIGINT and SIGUSR1 ask training to stop after the
+// SIGTERM (a cluster's pre-emption notice), SIGINT, SIGHUP (the ssh session that started the run
+// closed) and SIGUSR1 ask training to stop after the
 // current step, write a checkpoint and exit 0. A second SIGINT (Ctrl-C twice) exits at once; a
 // repeated SIGTERM or SIGUSR1 changes nothing, because senders repeat them while the checkpoint is
 // being written (Slurm signals every process of a job, and then mpirun signals the ranks again) and
@@ -15,7 +16,7 @@ import Foundation
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
 
 enum StopSignals {
-  static let handled = [SIGTERM, SIGINT, SIGUSR1]
+  static let handled = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
 
   static func install() {
     let handler: @convention(c) (Int32) -> Void = { signal in
@@ -26,6 +27,8 @@ enum StopSignals {
       stopSignal = signal
     }
     for number in handled { signal(number, handler) }
+    // A closed pipe or terminal makes a write fail (RunLog ignores that) instead of killing the run.
+    signal(SIGPIPE, SIG_IGN)
   }
 
   static var requested: Bool { stopSignal != 0 }
@@ -37,6 +40,7 @@ enum StopSignals {
     case SIGTERM: return "SIGTERM"
     case SIGINT: return "SIGINT"
     case SIGUSR1: return "SIGUSR1"
+    case SIGHUP: return "SIGHUP"
     default: return "signal \(stopSignal)"
     }
   }

@@ -18,7 +18,21 @@ struct Train: ParsableCommand {
   @Flag(help: "Time every kind of layer (forward and backward) and write profile.json to the run directory; costs a little speed.")
   var profile = false
 
+  /// Anything after the config: only there to say what went wrong ("attn-train evl cfg.json" is a
+  /// misspelt subcommand, not a config named "evl" with a stray argument).
+  @Argument(help: .hidden)
+  var unexpected: [String] = []
+
   func validate() throws {
+    if let first = unexpected.first {
+      let names = AttnTrainCommand.configuration.subcommands.map { $0._commandName }
+      if !options.config.contains("."), !options.config.contains("/") {
+        let near = nearestMatch(to: options.config, in: names)
+        throw ValidationError(
+          "unknown subcommand '\(options.config)' (the subcommands are \(names.joined(separator: ", ")))\(near.map { "; did you mean '\($0)'?" } ?? "")")
+      }
+      throw ValidationError("unexpected argument '\(first)' after the config \(options.config)")
+    }
     if fresh && fromCheckpoint != nil {
       throw ValidationError("--fresh and --from-checkpoint contradict each other; give one")
     }
@@ -46,3 +60,4 @@ struct Train: ParsableCommand {
     }
   }
 }
+

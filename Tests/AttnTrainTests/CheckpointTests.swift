@@ -228,4 +228,27 @@ import Testing
     #expect(model.parameters.pointer[0] == f.model.parameters.pointer[0])
     #expect(f.checkpoints.partialDirectories().isEmpty)
   }
+
+  /// A crash between the two renames that replace `best` leaves only the retired copy: the next
+  /// start puts it back rather than deleting the last best checkpoint.
+  @Test func aRetiredBestIsPutBackWhenNoBestExists() throws {
+    let fixture = try Fixture()
+    try fixture.save(step: 10, publish: false)
+    let retired = fixture.checkpoints.path(".partial-retired-best-4242")
+    try atomicRename(from: fixture.checkpoints.path("step-0000010"), to: retired)
+    let halfWritten = fixture.checkpoints.path(".partial-step-0000020-4242")
+    try FileManager.default.createDirectory(atPath: halfWritten, withIntermediateDirectories: true)
+    try fixture.run.removePartialCheckpoints()
+    let best = try LoadedCheckpoint(path: fixture.checkpoints.path("best"), name: "best")
+    #expect(best.state.step == 10)
+    #expect(!FileManager.default.fileExists(atPath: retired))
+    #expect(!FileManager.default.fileExists(atPath: halfWritten))
+
+    // With a best in place, a retired copy is only a leftover.
+    try fixture.save(step: 20, publish: false)
+    try atomicRename(from: fixture.checkpoints.path("step-0000020"), to: retired)
+    try fixture.run.removePartialCheckpoints()
+    #expect(try LoadedCheckpoint(path: fixture.checkpoints.path("best"), name: "best").state.step == 10)
+    #expect(!FileManager.default.fileExists(atPath: retired))
+  }
 }

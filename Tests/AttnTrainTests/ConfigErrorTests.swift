@@ -118,6 +118,15 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
       "= \"/tmp/cfgs/t.txt\"", "same file as data.train_path"),
   ]
 
+  /// Values a Double range admits but the 32-bit floats training computes with do not: each of these
+  /// passed validation once and gave a NaN at step 2 (eps, beta2) or trained nothing (learning_rate).
+  static let float32 = [
+    BadConfig(#""optimizer": {"eps": 1e-50}"#, "optimizer.eps", "becomes 0.0 as the 32-bit float", "must be > 0"),
+    BadConfig(#""optimizer": {"eps": 1e-40}"#, "optimizer.eps", "below the smallest normal 32-bit float"),
+    BadConfig(#""optimizer": {"beta2": 0.99999999999}"#, "optimizer.beta2", "becomes 1.0", "must be in [0, 1)"),
+    BadConfig(#""optimizer": {"learning_rate": 1e-300}"#, "optimizer.learning_rate", "becomes 0.0", "would not move"),
+  ]
+
   /// The task section and the keys only a classifier reads.
   static let tasks = [
     BadConfig(#""task": {"label_smoothing": 0.1}"#, "task.label_smoothing", "only to task.kind \"classification\""),
@@ -154,7 +163,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(file: #"{"model": {'n_layer': 4}}"#, nil, "double quotes"),
   ]
 
-  @Test(arguments: unknownNames + wrongTypes + outOfRange + crossField + tasks + wholeFile)
+  @Test(arguments: unknownNames + wrongTypes + outOfRange + crossField + float32 + tasks + wholeFile)
   func refuses(_ bad: BadConfig) throws {
     let error = try #require(throws: ConfigError.self) {
       try Config.parse(json: Data(bad.json.utf8), sourcePath: "/tmp/cfgs/tiny.json")

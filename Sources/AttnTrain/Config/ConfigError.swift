@@ -76,7 +76,7 @@ private func quotedList(_ names: [String], _ conjunction: String) -> String {
 /// The candidate `word` was most likely meant to be, if any is close enough to be a typo: the same
 /// name in another spelling (learningRate, Learning-Rate), else the nearest by edit distance, with
 /// a tolerance that grows with the length of the word.
-func nearestMatch(to word: String, in candidates: [String]) -> String? {
+public func nearestMatch(to word: String, in candidates: [String]) -> String? {
   func folded(_ s: String) -> String { s.lowercased().filter { $0 != "_" && $0 != "-" } }
   if let same = candidates.first(where: { folded($0) == folded(word) }) { return same }
   let tolerance = max(1, min(3, word.count / 4))

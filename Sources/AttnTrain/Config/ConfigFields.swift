@@ -278,6 +278,14 @@ extension ConfigField {
       decode: { section, json, _ in
         let x = Float(try readNumber(json, range))
         guard x.isFinite else { throw FieldProblem("is too large for a 32-bit float") }
+        // Training computes in Float: 0.99999999999 becomes 1 and 1e-50 becomes 0, which would
+        // divide by zero in Adam's bias correction or denominator a step later.
+        guard range.contains(Double(x)) else {
+          throw FieldProblem("becomes \(x) as the 32-bit float training computes with, and \(range.rule)")
+        }
+        guard x == 0 || x.isNormal else {
+          throw FieldProblem("is below the smallest normal 32-bit float (\(Float.leastNormalMagnitude)) that training computes with")
+        }
         section[keyPath: path] = x
       },
       setDefault: { $0[keyPath: path] = Float(value) })

@@ -8,7 +8,14 @@ import Foundation
 
 extension Config {
   /// Reads and validates a config file; `warn` hears about deprecated keys.
+  /// A config is a few kilobytes; a file far larger is the wrong file, and reading it whole (a 50 MB
+  /// string value took 44 s and 950 MB to refuse) would be the first damage.
+  static let maximumBytes = 1 << 20
+
   public static func load(path: String, warn: (String) -> Void = { _ in }) throws -> Config {
+    if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maximumBytes {
+      throw ConfigError(file: path, "the config file is \(size.intValue) bytes; a config is a few kilobytes of JSON, at most \(maximumBytes) bytes")
+    }
     guard let data = FileManager.default.contents(atPath: path) else {
       let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
       throw ConfigError(file: path, "the config file \(reason)")

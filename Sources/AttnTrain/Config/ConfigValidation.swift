@@ -86,6 +86,13 @@ extension Config {
 
   private func checkOptimizer() throws {
     let o = optimizer.settings
+    // The update multiplies by the rate as a 32-bit float: below its normal range the run would
+    // train nothing, silently.
+    if !Float(optimizer.learningRate).isNormal {
+      throw fail(
+        "optimizer.learning_rate", .number(optimizer.learningRate),
+        "becomes \(Float(optimizer.learningRate)) as the 32-bit float the update computes with (the smallest normal one is \(Float.leastNormalMagnitude)); the weights would not move")
+    }
     if o.nesterov && (o.kind != .sgd || o.momentum == 0) {
       throw fail(
         "optimizer.nesterov", .bool(true),

@@ -28,6 +28,20 @@ public struct CheckpointWriter {
     let partial = directory.path(".partial-\(name)-\(getpid())")
     try removeTree(partial)
     try fm.createDirectory(atPath: partial, withIntermediateDirectories: false)
+    do {
+      try writeFiles(into: partial, name: name, model: model, optimizer: optimizer, state: state, configJSON: configJSON, vocabularyJSON: vocabularyJSON)
+    } catch {
+      // A failed write (a full disk) leaves nothing half-written behind to fill the disk further.
+      try? removeTree(partial)
+      throw error
+    }
+  }
+
+  private func writeFiles(
+    into partial: String, name: String, model: GPT, optimizer: Optimizer, state: TrainerState, configJSON: String,
+    vocabularyJSON: String
+  ) throws {
+    let fm = FileManager.default
     func file(_ name: String) -> String { (partial as NSString).appendingPathComponent(name) }
 
     var weights = SafeTensorsWriter(metadata: ["format": "pt", "written_by": "attn-train", "step": "\(state.step)"])

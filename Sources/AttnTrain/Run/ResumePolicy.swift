@@ -25,6 +25,7 @@ struct ResumePolicy {
   /// A checkpoint whose settings would change the model, the data or the batches is refused.
   func chooseCheckpoint(_ start: StartPoint) throws -> LoadedCheckpoint? {
     try run.prepare()
+    try run.claim()
     if start == .fresh, let aside = try run.setAsideCheckpoints() {
       log.say("--fresh: previous checkpoints moved to \(aside)")
     }

@@ -40,11 +40,71 @@ public struct RunDirectory: Sendable {
     } catch {
       throw InputError(file: path, field: origin, problem: "cannot create the run directory: \(Self.obstacle(to: path) ?? Self.reason(error))")
     }
+    // A small write that reaches the disk: a full disk says so here, not at the first checkpoint.
     let probe = file(".write-test-\(getpid())")
-    guard fm.createFile(atPath: probe, contents: Data("ok".utf8)) else {
-      throw InputError(file: path, field: origin, problem: "the run directory is not writable", hint: "choose another with --run-dir")
+    let descriptor = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    var failure = descriptor < 0 ? errno : 0
+    if descriptor >= 0 {
+      let bytes = [UInt8](repeating: 0x2e, count: 4096)
+      if write(descriptor, bytes, bytes.count) != bytes.count || fsync(descriptor) != 0 { failure = errno == 0 ? ENOSPC : errno }
+      close(descriptor)
+      unlink(probe)
     }
-    try? fm.removeItem(atPath: probe)
+    if failure != 0 {
+      throw InputError(
+        file: path, field: origin, problem: "cannot write in the run directory: \(String(cString: strerror(failure)))",
+        hint: "free space or choose another directory with --run-dir")
+    }
+  }
+
+  /// The marker a run directory gets when attn-train first uses it. A directory without it that holds
+  /// other files is not ours: a run there would overwrite them (config.json, vocab.json), so it is
+  /// refused. A run directory of an older version (it has checkpoints/ or metrics.jsonl) is adopted.
+  static let marker = ".attn-train-run"
+
+  /// Refuses a directory that holds files attn-train did not put there, and marks it as a run
+  /// directory otherwise. Call after prepare().
+  public func claim() throws {
+    let fm = FileManager.default
+    let markerPath = file(Self.marker)
+    if fm.fileExists(atPath: markerPath) { return }
+    let entries = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { !$0.hasPrefix(".write-test-") && $0 != ".attn-train.lock" }
+    let earlierRun = entries.contains("checkpoints") || entries.contains("metrics.jsonl")
+    if !entries.isEmpty && !earlierRun {
+      let shown = entries.sorted().prefix(5).joined(separator: ", ") + (entries.count > 5 ? ", ..." : "")
+      throw InputError(
+        file: path, field: origin,
+        problem: "holds files attn-train did not create (\(shown)); a run there would overwrite some of them (config.json, vocab.json, metrics.jsonl)",
+        hint: "choose a new or empty directory (output.run_dir, or --run-dir)")
+    }
+    guard fm.createFile(atPath: markerPath, contents: Data("attn-train run directory\n".utf8)) else {
+      throw InputError(file: path, field: origin, problem: "cannot write \(Self.marker) there")
+    }
+  }
+
+  /// Holds the run directory for this process: a second job on the same directory is refused while
+  /// this one lives, and the kernel releases the lock when the process ends however it ends, so a
+  /// crashed job leaves nothing stuck.
+  public func lock() throws -> RunDirectoryLock {
+    let lockPath = file(".attn-train.lock")
+    let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else {
+      throw InputError(file: lockPath, field: origin, problem: "cannot open the run directory's lock: \(String(cString: strerror(errno)))")
+    }
+    guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+      close(descriptor)
+      throw InputError(
+        file: path, field: origin,
+        problem: "another job is using this run directory (\(holder.map { $0.isEmpty ? "its lock holder did not say who it is" : $0 } ?? "unknown"))",
+        hint: "wait for it to end, or give this run another directory (--run-dir)")
+    }
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, host.count)
+    let who = "pid \(getpid()) on \(String(cString: host)), since \(Self.timestamp())\n"
+    _ = ftruncate(descriptor, 0)
+    _ = who.withCString { write(descriptor, $0, strlen($0)) }
+    return RunDirectoryLock(descriptor: descriptor)
   }
 
   /// Starting over keeps the old checkpoints: they move to checkpoints-replaced-<time>.
@@ -74,8 +134,21 @@ public struct RunDirectory: Sendable {
   }
 
   /// Removes what an interrupted checkpoint write left behind.
+  /// A crash between the two renames that replace `best` leaves the old one retired and no `best`:
+  /// it is put back, not removed.
   public func removePartialCheckpoints() throws {
-    for partial in checkpoints.partialDirectories() { try removeTree(partial) }
+    for partial in checkpoints.partialDirectories() {
+      let entry = (partial as NSString).lastPathComponent
+      if entry.hasPrefix(".partial-retired-"), let dash = entry.lastIndex(of: "-") {
+        let name = String(entry[entry.index(entry.startIndex, offsetBy: ".partial-retired-".count)..<dash])
+        let final = checkpoints.path(name)
+        if !name.isEmpty && !FileManager.default.fileExists(atPath: final) {
+          try atomicRename(from: partial, to: final)
+          continue
+        }
+      }
+      try removeTree(partial)
+    }
   }
 
   /// Why mkdir -p of `path` fails, in the words a user needs: the first ancestor that is a file, or
@@ -99,4 +172,13 @@ public struct RunDirectory: Sendable {
   static func reason(_ error: Error) -> String {
     (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
   }
+}
+
+/// A held run-directory lock; released when this object goes, or when the process ends.
+public final class RunDirectoryLock {
+  private let descriptor: Int32
+
+  init(descriptor: Int32) { self.descriptor = descriptor }
+
+  deinit { close(descriptor) }
 }

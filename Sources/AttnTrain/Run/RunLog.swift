@@ -101,7 +101,9 @@ public final class RunLog {
   /// lines print above it; otherwise (a pipe, a Slurm log) every line stays as printed.
   public let isTerminal: Bool
   private var metrics: FileHandle?
+  private var metricsFailed = false
   private var tensorBoard: TensorBoardWriter?
+  private var tensorBoardFailed = false
   /// The progress line at the bottom of the terminal, redrawn after any line printed above it.
   private var shownProgress: String?
   private var lastLine = Stopwatch()
@@ -142,7 +144,7 @@ public final class RunLog {
   public func say(_ line: String) {
     guard isSpeaker else { return }
     // Unbuffered: under mpirun, stdout is a pipe and buffered lines would arrive late or be lost.
-    write(line + "\n", to: .standardOutput)
+    write(line + "\n", to: STDOUT_FILENO)
   }
 
   /// A progress report: on a terminal it replaces the previous one on the same line; otherwise it is
@@ -152,7 +154,7 @@ public final class RunLog {
     guard isSpeaker else { return }
     if isTerminal {
       let fitted = Self.fitted(line)
-      FileHandle.standardOutput.write(Data("\r\u{1B}[K\(fitted)\(final ? "\n" : "")".utf8))
+      Self.put("\r\u{1B}[K\(fitted)\(final ? "\n" : "")", to: STDOUT_FILENO)
       shownProgress = final ? nil : fitted
     } else if final || lastLine.seconds >= heartbeatSeconds {
       say(line)
@@ -183,25 +185,25 @@ public final class RunLog {
   public func eraseProgress() {
     guard shownProgress != nil else { return }
     shownProgress = nil
-    FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+    Self.put("\r\u{1B}[K", to: STDOUT_FILENO)
   }
 
   /// Ends a progress line on a terminal: it stays as last drawn, and later output starts below it.
   public func endProgress() {
     guard shownProgress != nil else { return }
     shownProgress = nil
-    FileHandle.standardOutput.write(Data("\n".utf8))
+    Self.put("\n", to: STDOUT_FILENO)
   }
 
   /// Information that must not mix with a command's results on stdout.
   public func note(_ line: String) {
     guard isSpeaker else { return }
-    write(line + "\n", to: .standardError)
+    write(line + "\n", to: STDERR_FILENO)
   }
 
   public func warn(_ line: String) {
     guard isSpeaker else { return }
-    write("warning: \(line)\n", to: .standardError)
+    write("warning: \(line)\n", to: STDERR_FILENO)
   }
 
   /// The record in metrics.jsonl, and its line on stdout; on a terminal, where the progress bar
@@ -209,26 +211,45 @@ public final class RunLog {
   public func record(_ record: MetricsRecord, maxSteps: Int) {
     if !isTerminal || record.devLoss != nil { say(record.line(maxSteps: maxSteps)) }
     guard isSpeaker else { return }
-    metrics?.write(Data((record.json.description + "\n").utf8))
+    if let metrics, !Self.put(record.json.description + "\n", to: metrics.fileDescriptor), !metricsFailed {
+      // Once: a full disk must not end a healthy run, nor fill the log with the same warning.
+      metricsFailed = true
+      warn("metrics.jsonl could not be written (\(String(cString: strerror(errno)))); training goes on, records are lost until it can be")
+    }
     if let tensorBoard {
       tensorBoard.add(scalars: record.scalars, step: record.step, wallTime: Date().timeIntervalSince1970)
-      // A failed write (a full disk) must not end a healthy run: metrics.jsonl keeps the record.
+      // A failed write (a full disk) must not end a healthy run.
       do { try tensorBoard.flush() } catch {
-        warn("TensorBoard events not written (\(error)); metrics.jsonl still has every record")
+        if !tensorBoardFailed { warn("TensorBoard events not written (\(error)); training goes on") }
+        tensorBoardFailed = true
       }
     }
   }
 
   /// On a terminal, the line goes above the progress line, which is drawn again below it.
-  private func write(_ text: String, to handle: FileHandle) {
+  private func write(_ text: String, to descriptor: Int32) {
     lastLine = Stopwatch()
     guard isTerminal, let shown = shownProgress else {
-      handle.write(Data(text.utf8))
+      Self.put(text, to: descriptor)
       return
     }
-    FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
-    handle.write(Data(text.utf8))
-    FileHandle.standardOutput.write(Data(shown.utf8))
+    Self.put("\r\u{1B}[K", to: STDOUT_FILENO)
+    Self.put(text, to: descriptor)
+    Self.put(shown, to: STDOUT_FILENO)
+  }
+
+  /// Writes all of `text`, unbuffered; a failure (a closed terminal after SIGHUP, a full disk) is
+  /// returned, never trapped on as FileHandle.write would: losing a log line must not end a run.
+  @discardableResult
+  static func put(_ text: String, to descriptor: Int32) -> Bool {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let n = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { return false }
+      bytes = bytes.dropFirst(n)
+    }
+    return true
   }
 
   /// Cut to the terminal's width: a line that wraps cannot be redrawn in place.

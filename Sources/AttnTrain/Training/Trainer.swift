@@ -194,7 +194,9 @@ public final class Trainer {
           state.bestDevMacroF1 = result.macroF1
           state.bestStep = state.step
           state.evaluationsSinceBest = 0
-          try saveCheckpoint(named: "best")
+          if let failure = try saveCheckpoint(named: "best", mayFail: true) {
+            log.warn("checkpoint best not updated to step \(state.step): \(failure); the previous best checkpoint is kept, training goes on")
+          }
         } else {
           state.evaluationsSinceBest += 1
           stoppedEarly = patienceRanOut && !done
@@ -215,13 +217,20 @@ public final class Trainer {
       } else if checkpointDue || done || stop || stoppedEarly {
         let pauseStart = clock.seconds
         let name = CheckpointDirectory.name(forStep: state.step)
-        try saveCheckpoint(named: name)
-        if communicator.rank == 0 { try writer.publishLatest(name, protecting: lastGoodCheckpoint) }
-        try communicator.barrier()
-        checkpointOnTrial = name
+        // The rule for a write that fails (a full disk, an I/O error): a checkpoint along the way is
+        // tried again at the next interval while training goes on; the last one of a run must exist,
+        // so its failure ends the run. Either way the checkpoints already on disk stay whole.
+        let last = done || stop || stoppedEarly
+        if let failure = try saveCheckpoint(named: name, mayFail: !last) {
+          log.warn("checkpoint \(name) not written: \(failure); the earlier checkpoints are intact and `latest` still names the newest of them; training goes on and tries again at step \(state.step + training.checkpointInterval)")
+        } else {
+          if communicator.rank == 0 { try writer.publishLatest(name, protecting: lastGoodCheckpoint) }
+          try communicator.barrier()
+          checkpointOnTrial = name
+          log.say("checkpoint \(name) written")
+        }
         window.pausedSeconds += clock.seconds - pauseStart
         bar.pause(clock.seconds - pauseStart)
-        log.say("checkpoint \(name) written")
       }
       if log.isTerminal && log.isSpeaker {
         bar.update(step: state.step, loss: trainLoss, now: clock.seconds, latest: record)
@@ -320,7 +329,9 @@ public final class Trainer {
       computeSeconds: computeSeconds)
   }
 
-  private func saveCheckpoint(named name: String) throws {
+  /// Writes the checkpoint on rank 0. When `mayFail`, a failed write is returned (the same on every
+  /// rank) rather than thrown; the partial files are gone either way.
+  private func saveCheckpoint(named name: String, mayFail: Bool = false) throws -> String? {
     activity?.begin(.checkpoint, step: state.step)
     // Each rank's optimizer state is current only in its shares.
     for (_, buffer) in optimizer.state { try dataParallel.allgatherShares(of: buffer) }
@@ -328,12 +339,19 @@ public final class Trainer {
     if let tensor = firstNonFiniteTensor() {
       throw TrainingError.nonFiniteParameters(step: state.step, tensor: tensor, checkpoint: name)
     }
+    var failure = ""
     if communicator.rank == 0 {
-      try writer.write(
-        name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
-        vocabularyJSON: data.tokenizer.vocabularyJSON())
+      do {
+        try writer.write(
+          name: name, model: model, optimizer: optimizer, state: state, configJSON: config.resolvedJSON(),
+          vocabularyJSON: data.tokenizer.vocabularyJSON())
+      } catch {
+        if !mayFail { throw error }
+        failure = "\(error)"
+      }
     }
-    try communicator.barrier()
+    failure = try communicator.broadcast(failure, root: 0)
+    return failure.isEmpty ? nil : failure
   }
 
   /// The name of the first parameter (or "<state>.<parameter>" of the optimizer) holding a NaN or an

@@ -46,6 +46,9 @@ public final class TrainingSession {
   /// checkpoint). Throws on the first problem; under MPI the caller ends the job.
   public func train(from start: StartPoint, stopRequested: () -> Bool) throws -> Summary {
     let plan = try BatchPlan(config, ranks: communicator.size)
+    // Held until the run ends: a second job on this run directory is refused.
+    let lock: RunDirectoryLock? = communicator.rank == 0 ? try { try run.prepare(); return try run.lock() }() : nil
+    defer { withExtendedLifetime(lock) {} }
     let checkpoint: LoadedCheckpoint? =
       communicator.rank == 0 ? try ResumePolicy(config: config, run: run, log: log).chooseCheckpoint(start) : nil
     // A fresh run's pretrained body (training.init_from), read by rank 0 as the checkpoint is.
