@@ -15,6 +15,9 @@ struct Train: ParsableCommand {
   @Option(name: .customLong("from-checkpoint"), help: "Resume from this checkpoint (a name such as step-0000500 or best, or a path).")
   var fromCheckpoint: String?
 
+  @Flag(name: .customLong("allow-data-change"), help: "Resume even if the data differs from what the checkpoint was trained on (a changed dev set restarts the best-checkpoint comparison).")
+  var allowDataChange = false
+
   @Flag(help: "Time every kind of layer (forward and backward) and write profile.json to the run directory; costs a little speed.")
   var profile = false
 
@@ -45,7 +48,7 @@ struct Train: ParsableCommand {
         config: l.config, run: l.run, communicator: l.communicator, log: l.log, faults: l.faults, peak: l.peak,
         profile: profile, activity: l.activity)
       let start: StartPoint = fresh ? .fresh : fromCheckpoint.map { .checkpoint($0) } ?? .newest
-      let summary = try session.train(from: start, stopRequested: { StopSignals.requested })
+      let summary = try session.train(from: start, allowDataChange: allowDataChange, stopRequested: { StopSignals.requested })
       switch summary.outcome {
       case .finished, .stoppedEarly:
         let state = summary.state

@@ -58,11 +58,13 @@ private func shakespeare(_ count: Int) throws -> [UInt8] {
   Array(try Data(contentsOf: URL(fileURLWithPath: Harness.shakespeare)).prefix(count))
 }
 
-/// Every regular file under `root` with its contents, by relative path.
+/// Every regular file under `root` with its contents, by relative path; not the run-directory
+/// lock, which each start that takes it fills with who holds it.
 private func snapshot(_ root: URL) throws -> [String: Data] {
   var files: [String: Data] = [:]
   let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])!
-  for case let url as URL in enumerator where (try url.resourceValues(forKeys: [.isRegularFileKey])).isRegularFile == true {
+  for case let url as URL in enumerator
+  where (try url.resourceValues(forKeys: [.isRegularFileKey])).isRegularFile == true && url.lastPathComponent != ".attn-train.lock" {
     files[String(url.path.dropFirst(root.path.count))] = try Data(contentsOf: url)
   }
   return files

@@ -46,6 +46,15 @@ public final class LabeledExamples: @unchecked Sendable {
   }
 
   public func label(_ n: Int) -> Int32 { labelList[n] }
+
+  /// The first 16 hex digits of the SHA-256 of every example's ids, length and label.
+  public func digest() -> String {
+    var hash = SHA256()
+    hash.update(UnsafeRawBufferPointer(start: ids.baseAddress, count: count * sequenceLength * 4))
+    hash.update(UnsafeRawBufferPointer(start: lengthList.baseAddress, count: count * 4))
+    hash.update(UnsafeRawBufferPointer(start: labelList.baseAddress, count: count * 4))
+    return String(hash.hexDigest().prefix(16))
+  }
   public func length(_ n: Int) -> Int32 { lengthList[n] }
 
   /// Copies example n into batch row `row`. Allocates nothing.

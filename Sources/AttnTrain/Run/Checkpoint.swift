@@ -31,6 +31,8 @@ public struct TrainerState: Equatable, Sendable {
   public var skippedInARow = 0
   /// How many processes wrote it (informational: resuming at another count is allowed).
   public var worldSize: Int
+  /// What the run trained on (nil in checkpoints of earlier versions): a resume compares it.
+  public var data: DataFingerprint?
   public var formatVersion: Int = 1
 
   public init(
@@ -57,6 +59,7 @@ public struct TrainerState: Equatable, Sendable {
       (key: "skipped_steps", value: JSONValue(integer: skippedSteps)),
       (key: "skipped_in_a_row", value: JSONValue(integer: skippedInARow)),
       (key: "world_size", value: JSONValue(integer: worldSize)),
+      (key: "data", value: data?.json ?? .null),
       (key: "format_version", value: JSONValue(integer: formatVersion)),
     ])
   }
@@ -75,6 +78,7 @@ public struct TrainerState: Equatable, Sendable {
     skippedSteps = try object.optionalInt("skipped_steps") ?? 0
     skippedInARow = try object.optionalInt("skipped_in_a_row") ?? 0
     worldSize = try object.int("world_size")
+    if let value = object["data"], value != .null { data = try DataFingerprint(json: object.object("data")) }
     formatVersion = try object.int("format_version")
     guard formatVersion == 1 else {
       throw JSONFieldError(field: "format_version", "is \(formatVersion); this attn-train reads version 1")

@@ -41,7 +41,7 @@ public final class Trainer {
   public init(
     config: Config, plan: BatchPlan, data: TrainingData, communicator: Communicator, log: RunLog, run: RunDirectory,
     faults: FaultInjection = .none, resumeFrom checkpoint: LoadedCheckpoint?, pretrained: Pretrained? = nil,
-    peak: MachinePeak? = nil, activity: RankActivity? = nil
+    peak: MachinePeak? = nil, activity: RankActivity? = nil, fingerprint: DataFingerprint? = nil
   ) throws {
     precondition(plan.ranks == communicator.size, "the batch plan is for \(plan.ranks) ranks, the job has \(communicator.size)")
     self.config = config
@@ -68,6 +68,7 @@ public final class Trainer {
       communicator: communicator, gradients: model.gradients, layout: model.layout,
       bucketElements: Int(training.gradientBucketMB * 1_048_576 / 4), reduceDuringBackward: training.reduceDuringBackward)
     state = TrainerState(step: 0, tokensSeen: 0, elapsedSeconds: 0, worldSize: communicator.size)
+    state.data = fingerprint
 
     // Rank 0 is the source of truth for the starting state; the broadcasts make every replica
     // bit-identical even if ranks ran on machines whose libm rounds differently.
@@ -76,6 +77,13 @@ public final class Trainer {
       try checkpoint.restoreWeights(into: model)
       try checkpoint.restoreOptimizer(optimizer, layout: model.layout)
       state = checkpoint.state
+      // A resume allowed onto another dev set (--allow-data-change) cannot compare against the
+      // best figures of the old one.
+      if let recorded = state.data, let fingerprint, recorded.dev != fingerprint.dev || recorded.tokenizer != fingerprint.tokenizer {
+        (state.bestDevLoss, state.bestDevAccuracy, state.bestDevMacroF1, state.bestStep) = (nil, nil, nil, nil)
+        state.evaluationsSinceBest = 0
+        log.warn("the dev set changed since \(checkpoint.name): the best-checkpoint comparison starts over")
+      }
     } else {
       model.initializeParameters(seed: training.seed)
       // Rank 0's copy; the broadcast below gives it to every rank.
@@ -89,6 +97,7 @@ public final class Trainer {
     let stateJSON = try communicator.broadcast(state.json.description, root: 0)
     state = try TrainerState(json: JSONValue.parse(Data(stateJSON.utf8)))
     state.worldSize = communicator.size
+    if let fingerprint { state.data = fingerprint }
   }
 
   deinit {

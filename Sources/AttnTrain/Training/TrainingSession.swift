@@ -44,7 +44,9 @@ public final class TrainingSession {
 
   /// Trains until max_steps, or until `stopRequested` answers true on any rank (then after a final
   /// checkpoint). Throws on the first problem; under MPI the caller ends the job.
-  public func train(from start: StartPoint, stopRequested: () -> Bool) throws -> Summary {
+  /// `allowDataChange`: resume even when the data differs from the checkpoint's (a dev set that
+  /// changed restarts the best-checkpoint comparison).
+  public func train(from start: StartPoint, allowDataChange: Bool = false, stopRequested: () -> Bool) throws -> Summary {
     let plan = try BatchPlan(config, ranks: communicator.size)
     // Held until the run ends: a second job on this run directory is refused.
     let lock: RunDirectoryLock? = communicator.rank == 0 ? try { try run.prepare(); return try run.lock() }() : nil
@@ -58,6 +60,18 @@ public final class TrainingSession {
     let (data, config) = try TrainingData.open(
       config, plan: plan, checkpoint: checkpoint, pretrained: pretrained, run: run, communicator: communicator, log: log)
 
+    let fingerprint = try DataFingerprint(data)
+    try Self.checkRanksAgree(on: fingerprint, config: config, communicator: communicator)
+    if let recorded = checkpoint?.state.data, let difference = fingerprint.difference(from: recorded) {
+      guard allowDataChange else {
+        throw InputError(
+          file: config.sourcePath, field: "data",
+          problem: "cannot resume \(checkpoint!.path): the data differs from what it was trained on: \(difference)",
+          hint: "restore the data, start over with --fresh, or resume anyway with --allow-data-change")
+      }
+      log.warn("resuming on changed data (--allow-data-change): \(difference)")
+    }
+    log.say("data: \(fingerprint.description)")
     log.say("config \(config.sourcePath), resolved:\n\(config.resolvedJSON())")
     if communicator.rank == 0 {
       try writeFileDurably(path: run.file("config.json"), contents: Data(config.resolvedJSON().utf8))
@@ -75,7 +89,7 @@ public final class TrainingSession {
     if let peak { log.say(peak.line) }
     let trainer = try Trainer(
       config: config, plan: plan, data: data, communicator: communicator, log: log, run: run, faults: faults,
-      resumeFrom: checkpoint, pretrained: pretrained, peak: peak, activity: activity)
+      resumeFrom: checkpoint, pretrained: pretrained, peak: peak, activity: activity, fingerprint: fingerprint)
     switch data {
     case .text(let text):
       log.say(
@@ -109,5 +123,28 @@ public final class TrainingSession {
         Double(peak) / Double(memoryPlan.totalBytes), start))
     }
     return Summary(outcome: outcome, state: trainer.state)
+  }
+
+  /// Every rank must train on the same data: each one's fingerprint goes to all (one broadcast per
+  /// rank, at start), so every rank reaches the same verdict and the message names the odd ones.
+  static func checkRanksAgree(on fingerprint: DataFingerprint, config: Config, communicator: Communicator) throws {
+    guard communicator.size > 1 else { return }
+    var all: [String] = []
+    for root in 0..<communicator.size {
+      all.append(try communicator.broadcast(fingerprint.json.description, root: root))
+    }
+    let reference = try DataFingerprint(json: JSONObject(JSONValue.parse(Data(all[0].utf8))))
+    var differing: [String] = []
+    for (rank, text) in all.enumerated().dropFirst() {
+      let theirs = try DataFingerprint(json: JSONObject(JSONValue.parse(Data(text.utf8))))
+      if let difference = theirs.difference(from: reference) { differing.append("rank \(rank): \(difference)") }
+    }
+    guard !differing.isEmpty else { return }
+    let files = (config.data.trainPaths + config.data.devPaths).joined(separator: ", ")
+    throw InputError(
+      file: files, field: "data",
+      problem: "the ranks loaded different data (\"then\" is rank 0's): " + differing.joined(separator: "; ")
+        .replacingOccurrences(of: " then,", with: " on rank 0,").replacingOccurrences(of: " now)", with: " here)"),
+      hint: "every node must read the same files: copy rank 0's, or put them on a shared filesystem")
   }
 }
