@@ -35,41 +35,42 @@ final class Activations {
   /// (the largest of weightPanelFloats over the five linear shapes).
   let weightPanels: FloatBuffer
 
-  init(_ shape: ModelShape, _ B: Int, threads: Int) {
+  /// `make` allocates each buffer; plannedFloats passes one that only counts.
+  init(_ shape: ModelShape, _ B: Int, threads: Int, make: (Int) -> FloatBuffer = { FloatBuffer(count: $0) }) {
     let (T, C, NH, V, L) = (shape.blockSize, shape.channels, shape.heads, shape.vocabSize, shape.layers)
     let BT = B * T
-    encoded = FloatBuffer(count: BT * C)
-    ln1 = FloatBuffer(count: L * BT * C)
-    ln1Mean = FloatBuffer(count: L * BT)
-    ln1Rstd = FloatBuffer(count: L * BT)
-    qkv = FloatBuffer(count: L * BT * 3 * C)
-    atty = FloatBuffer(count: L * BT * C)
-    att = FloatBuffer(count: L * B * NH * T * T)
-    attproj = FloatBuffer(count: L * BT * C)
-    res2 = FloatBuffer(count: L * BT * C)
-    ln2 = FloatBuffer(count: L * BT * C)
-    ln2Mean = FloatBuffer(count: L * BT)
-    ln2Rstd = FloatBuffer(count: L * BT)
-    fch = FloatBuffer(count: L * BT * 4 * C)
-    fchGelu = FloatBuffer(count: L * BT * 4 * C)
-    fcproj = FloatBuffer(count: L * BT * C)
-    res3 = FloatBuffer(count: L * BT * C)
-    lnf = FloatBuffer(count: BT * C)
-    lnfMean = FloatBuffer(count: BT)
-    lnfRstd = FloatBuffer(count: BT)
+    encoded = make(BT * C)
+    ln1 = make(L * BT * C)
+    ln1Mean = make(L * BT)
+    ln1Rstd = make(L * BT)
+    qkv = make(L * BT * 3 * C)
+    atty = make(L * BT * C)
+    att = make(L * B * NH * T * T)
+    attproj = make(L * BT * C)
+    res2 = make(L * BT * C)
+    ln2 = make(L * BT * C)
+    ln2Mean = make(L * BT)
+    ln2Rstd = make(L * BT)
+    fch = make(L * BT * 4 * C)
+    fchGelu = make(L * BT * 4 * C)
+    fcproj = make(L * BT * C)
+    res3 = make(L * BT * C)
+    lnf = make(BT * C)
+    lnfMean = make(BT)
+    lnfRstd = make(BT)
     let head = shape.classifier
     let (K, H) = (head?.classes ?? 0, head?.hidden ?? 0)
     let outputRows = head == nil ? BT : B
-    logits = FloatBuffer(count: outputRows * (head == nil ? V : K))
-    lse = FloatBuffer(count: outputRows)
-    losses = FloatBuffer(count: outputRows)
-    pooled = FloatBuffer(count: head == nil ? 0 : B * C)
-    hiddenSlope = FloatBuffer(count: B * H)
-    hidden = FloatBuffer(count: B * H)
-    scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
+    logits = make(outputRows * (head == nil ? V : K))
+    lse = make(outputRows)
+    losses = make(outputRows)
+    pooled = make(head == nil ? 0 : B * C)
+    hiddenSlope = make(B * H)
+    hidden = make(B * H)
+    scratch = make(threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
     let output = head == nil ? [(V, C)] : H > 0 ? [(H, C), (K, H)] : [(K, C)]
     let linearShapes = [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C)] + output
-    weightPanels = FloatBuffer(count: linearShapes.compactMap { weightPanelFloats(outputs: $0, inputs: $1) }.max() ?? 0)
+    weightPanels = make(linearShapes.compactMap { weightPanelFloats(outputs: $0, inputs: $1) }.max() ?? 0)
   }
 
   var floatCount: Int {
@@ -111,21 +112,36 @@ final class ActivationGradients {
   let dpooled: FloatBuffer  // (B, C) a classifier's d(pooled)
   let dhidden: FloatBuffer  // (B, H) d(hidden), then d(hidden layer's input)
 
-  init(_ shape: ModelShape, _ B: Int, threads: Int) {
+  init(_ shape: ModelShape, _ B: Int, threads: Int, make: (Int) -> FloatBuffer = { FloatBuffer(count: $0) }) {
     let (T, C) = (shape.blockSize, shape.channels)
-    dpooled = FloatBuffer(count: shape.classifier == nil ? 0 : B * C)
-    dhidden = FloatBuffer(count: B * (shape.classifier?.hidden ?? 0))
+    dpooled = make(shape.classifier == nil ? 0 : B * C)
+    dhidden = make(B * (shape.classifier?.hidden ?? 0))
     let BT = B * T
-    residual = FloatBuffer(count: BT * C)
-    branch = FloatBuffer(count: BT * C)
-    dln = FloatBuffer(count: BT * C)
-    datty = FloatBuffer(count: BT * C)
-    dqkv = FloatBuffer(count: BT * 3 * C)
-    dfch = FloatBuffer(count: BT * 4 * C)
-    scratch = FloatBuffer(count: threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
+    residual = make(BT * C)
+    branch = make(BT * C)
+    dln = make(BT * C)
+    datty = make(BT * C)
+    dqkv = make(BT * 3 * C)
+    dfch = make(BT * 4 * C)
+    scratch = make(threads * attentionScratchPerThread(blockSize: T, headSize: shape.headSize))
   }
 
   var floatCount: Int {
     [residual, branch, dln, datty, dqkv, dfch, scratch, dpooled, dhidden].reduce(0) { $0 + $1.count }
   }
+}
+
+/// The floats a model's activations and their gradients will take, found by running the two
+/// initialisers with an allocator that only counts: the same code sizes the plan and the buffers,
+/// and nothing large is allocated to find out.
+func plannedActivationFloats(_ shape: ModelShape, _ B: Int, threads: Int) -> Int {
+  var total = 0
+  let empty = FloatBuffer(count: 0)
+  let count: (Int) -> FloatBuffer = {
+    total += $0
+    return empty
+  }
+  _ = Activations(shape, B, threads: threads, make: count)
+  _ = ActivationGradients(shape, B, threads: threads, make: count)
+  return total
 }

@@ -14,6 +14,16 @@ public struct MemoryPlan: Sendable, Equatable {
     activationBytes = model.activationBytes
   }
 
+  /// The same plan before anything is built, from the shape alone: what a run checks against the
+  /// memory it has before it allocates.
+  public init(shape: ModelShape, maxBatch: Int, optimizer: OptimizerSettings, threads: Int) {
+    let parameters = ParameterLayout(shape).count
+    parameterBytes = parameters * 4
+    gradientBytes = parameters * 4
+    optimizerBytes = Optimizer.stateNames(optimizer).count * parameters * 4
+    activationBytes = plannedActivationFloats(shape, maxBatch, threads: threads) * 4
+  }
+
   public var totalBytes: Int { parameterBytes + gradientBytes + optimizerBytes + activationBytes }
 
   /// "parameters 0.4 MiB, gradients 0.4 MiB, optimizer state 0.9 MiB, activations 9.8 MiB: 11.5 MiB"

@@ -54,14 +54,7 @@ public final class Optimizer {
   public init(settings: OptimizerSettings, layout: ParameterLayout, pool: WorkerPool = .shared) {
     self.settings = settings
     self.pool = pool
-    let n = layout.count
-    switch settings.kind {
-    case .sgd: state = settings.momentum > 0 ? [("momentum", FloatBuffer(count: n))] : []
-    case .adam, .adamw: state = [("exp_avg", FloatBuffer(count: n)), ("exp_avg_sq", FloatBuffer(count: n))]
-    case .rmsprop:
-      state = [("square_avg", FloatBuffer(count: n))]
-        + (settings.momentum > 0 ? [("momentum", FloatBuffer(count: n))] : [])
-    }
+    state = Self.stateNames(settings).map { ($0, FloatBuffer(count: layout.count)) }
     // Adjacent tensors with the same decay rule merge into one range: fewer, longer loops.
     var segments: [(range: Range<Int>, decay: Bool)] = []
     for tensor in layout.tensors {
@@ -78,6 +71,15 @@ public final class Optimizer {
       }
     }
     self.segments = segments
+  }
+
+  /// The state buffers a kind keeps, each as large as the parameters.
+  public static func stateNames(_ settings: OptimizerSettings) -> [String] {
+    switch settings.kind {
+    case .sgd: return settings.momentum > 0 ? ["momentum"] : []
+    case .adam, .adamw: return ["exp_avg", "exp_avg_sq"]
+    case .rmsprop: return ["square_avg"] + (settings.momentum > 0 ? ["momentum"] : [])
+    }
   }
 
   public func buffer(named name: String) -> FloatBuffer? { state.first { $0.name == name }?.buffer }

@@ -74,6 +74,19 @@ extension MPIEndToEnd {
       for other in [0, 1, 3] { #expect(!result.stderr.contains("rank \(other) last seen"), "\(result.stderr)") }
     }
 
+    /// The main thread blocked (a read from a hung NFS server) while the process lives on: its
+    /// heartbeats keep coming, but its progress stops.
+    @Test func aRankBlockedInForwardIsNamedThoughItStillAnswers() throws {
+      let dir = try Harness.temporaryDirectory("hang")
+      let config = try Harness.writeConfig(in: dir, [
+        "schedule": ["decay_steps": 200], "training": ["max_steps": 1000, "deadline_s": 4, "log_interval": 10],
+      ])
+      let result = try Harness.mpirun(2, [config], environment: ["ATTN_TRAIN_TEST_HANG_RANK": "1:30"], timeout: 90)
+      #expect(result.status != 0, "\(result.output)")
+      #expect(result.seconds < 40, "the job took \(result.seconds) s")
+      #expect(result.stderr.contains("rank 1 last seen in forward at step 30, no progress for"), "\(result.stderr)")
+    }
+
     @Test func aSlowRankIsReportedAndTheJobGoesOn() throws {
       let dir = try Harness.temporaryDirectory("straggler")
       let config = try Harness.writeConfig(in: dir, ["training": ["max_steps": 40, "log_interval": 10]])

@@ -118,16 +118,20 @@ public final class CollectiveWatchdog: @unchecked Sendable {
       }
       let beat = peer.beat
       let silent = t - peer.heard
-      if beat.collective != nil && silent < 5 {
+      let still = t - peer.moved
+      let doing = beat.collective.map { "\($0.name) (during \(beat.work.name))" } ?? beat.work.name
+      // A rank whose watchdog stopped sending is stopped or gone, whatever it was doing: a rank
+      // that is only busy (writing a checkpoint) keeps sending, so its work's allowance applies.
+      if silent > deadline {
+        culprits.append((rank, String(format: "rank %d last seen in %@ at step %d, %.0f s ago, silent since", rank, doing, beat.step, silent)))
+        continue
+      }
+      if beat.collective != nil {
         waiting.append(rank)
         continue
       }
-      let allowance = policy.allowance(for: beat.work, step: beat.step, firstStep: first, stepSeconds: stepSeconds)
-      let still = t - peer.moved
-      if still > allowance {
-        let heard = silent > 5 ? String(format: ", silent for %.0f s", silent) : ""
-        let doing = beat.collective.map { "\($0.name) (during \(beat.work.name))" } ?? beat.work.name
-        culprits.append((rank, String(format: "rank %d last seen in %@ at step %d, %.0f s ago%@", rank, doing, beat.step, still, heard)))
+      if still > policy.allowance(for: beat.work, step: beat.step, firstStep: first, stepSeconds: stepSeconds) {
+        culprits.append((rank, String(format: "rank %d last seen in %@ at step %d, no progress for %.0f s", rank, doing, beat.step, still)))
       }
     }
     // Every rank waits, yet the collective does not end (ranks in different collectives, or a

@@ -52,7 +52,8 @@ public struct DataFingerprint: Equatable, Sendable {
     let buffer = UnsafeMutablePointer<Int32>.allocate(capacity: window)
     defer { buffer.deallocate() }
     func add(_ start: Int, _ n: Int) throws {
-      try stream.copy(start, n, into: buffer, vocabularySize: Int(Int32.max), release: false)
+      // Released once read: a sampled window of a mapped corpus must not stay resident.
+      try stream.copy(start, n, into: buffer, vocabularySize: Int(Int32.max), release: true)
       hash.update(UnsafeRawBufferPointer(start: buffer, count: n * 4))
     }
     if stream.count <= windows * window {

@@ -23,6 +23,10 @@ public struct FaultInjection: Equatable, Sendable {
   /// the watchdog must name without stopping the job.
   public var slowRank: Int?
   public var slowRankSeconds = 0.0
+  /// This rank's main thread blocks for ever in this step's forward pass (1-based), as a read from a
+  /// hung NFS server would, while its other threads (the watchdog's) run on.
+  public var hangRank: Int?
+  public var hangStep: Int?
 
   public static let none = FaultInjection(killAfterStep: nil, perturbRank: nil, pauseBetweenCheckpointFiles: 0)
 
@@ -35,7 +39,7 @@ public struct FaultInjection: Equatable, Sendable {
   /// The variables the tests set: ATTN_TRAIN_TEST_KILL_AFTER_STEP, ATTN_TRAIN_TEST_PERTURB_RANK,
   /// ATTN_TRAIN_TEST_CHECKPOINT_PAUSE_S, ATTN_TRAIN_TEST_NAN_GRADIENT ("RANK:STEP" or
   /// "RANK:FIRST-LAST"), ATTN_TRAIN_TEST_NAN_PARAMETER_AFTER_STEP and ATTN_TRAIN_TEST_SLOW_RANK
-  /// ("RANK:SECONDS").
+  /// ("RANK:SECONDS") and ATTN_TRAIN_TEST_HANG_RANK ("RANK:STEP").
   public init(environment: [String: String]) {
     self.init(
       killAfterStep: environment["ATTN_TRAIN_TEST_KILL_AFTER_STEP"].flatMap { Int($0) },
@@ -46,6 +50,11 @@ public struct FaultInjection: Equatable, Sendable {
       let rank = Int(spec[0]), let seconds = Double(spec[1])
     {
       (slowRank, slowRankSeconds) = (rank, seconds)
+    }
+    if let spec = environment["ATTN_TRAIN_TEST_HANG_RANK"]?.split(separator: ":"), spec.count == 2,
+      let rank = Int(spec[0]), let step = Int(spec[1])
+    {
+      (hangRank, hangStep) = (rank, step)
     }
     if let spec = environment["ATTN_TRAIN_TEST_NAN_GRADIENT"] {
       let parts = spec.split(separator: ":")

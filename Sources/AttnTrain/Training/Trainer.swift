@@ -299,6 +299,10 @@ public final class Trainer {
       let microStart = Profiler.now()
       defer { computeSeconds += Profiler.now() - microStart }
       if faults.slowRank == communicator.rank { usleep(UInt32(faults.slowRankSeconds * 1e6)) }
+      if faults.hangRank == communicator.rank && faults.hangStep == step + 1 {
+        activity?.begin(.forward, step: step + 1)
+        while true { sleep(60) }
+      }
       let context = DropoutContext(
         probability: model.shape.dropout, stepKey: dropoutKey.then(step).then(micro), firstGlobalSample: firstSample)
       // The first micro-step writes the gradients and later ones add to them; they are summed over
