@@ -65,12 +65,15 @@ public struct ParameterLayout: Sendable {
     }
     self.tensors = tensors
     self.count = offset
+    // By the index, not by searching the list: a search per layer is quadratic in the depth (4096
+    // layers took half a minute).
+    let index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
     layerRanges = (0..<L).map { l in
-      let first = tensors.first { $0.name == "h.\(l).ln1.weight" }!
-      let last = tensors.first { $0.name == "h.\(l).mlp.proj.bias" }!
+      let first = tensors[index["h.\(l).ln1.weight"]!]
+      let last = tensors[index["h.\(l).mlp.proj.bias"]!]
       return first.offset..<last.range.upperBound
     }
-    self.index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
+    self.index = index
   }
 
   public subscript(name: String) -> ParameterTensor? { index[name].map { tensors[$0] } }

@@ -177,3 +177,21 @@ extension HostileEnvironmentTests {
     #expect(resumed.stdout.contains("at step 20") && resumed.stdout.contains("checkpoint step-0000060 written"), "\(resumed.stdout)")
   }
 }
+
+extension HostileEnvironmentTests {
+  /// A model far beyond the node's memory is refused with the figures before anything is allocated
+  /// (it once ended in a Swift trap, "failed to allocate 844438923116544 bytes", or the OOM killer).
+  @Test(arguments: [(65536, 4096), (8192, 64)])
+  func aModelThatCannotFitIsRefusedBeforeAllocating(width: Int, layers: Int) throws {
+    let dir = try Harness.temporaryDirectory("too-big")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let config = try Harness.writeConfig(in: dir, [
+      "model": ["n_embd": width, "n_head": 8, "n_layer": layers], "schedule": ["warmup_steps": 1], "training": ["max_steps": 2],
+    ])
+    let result = try Harness.attnTrain([config], timeout: 60)
+    #expect(result.status == 1, "\(result.output)")
+    #expect(result.stderr.contains("the model does not fit") && result.stderr.contains("GiB available"), "\(result.stderr)")
+    #expect(!result.output.contains("Fatal error"), "\(result.output)")
+    #expect(result.seconds < 30)
+  }
+}

@@ -9,8 +9,28 @@ public enum ResidentMemory {
   /// VmHWM: the peak resident size so far.
   public static var peakBytes: Int? { read("VmHWM:") }
 
-  private static func read(_ key: String) -> Int? {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+  /// What this node can still give: MemAvailable, or less when a cgroup (a container, a Slurm job)
+  /// caps this process lower. nil where neither can be read.
+  public static var availableBytes: Int? {
+    let node = read("MemAvailable:", from: "/proc/meminfo")
+    var limit: Int?
+    if let max = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+      let cap = Int(max.trimmingCharacters(in: .whitespacesAndNewlines)),
+      let used = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8)).flatMap({
+        Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+      })
+    {
+      limit = cap - used
+    }
+    switch (node, limit) {
+    case (let n?, let l?): return min(n, l)
+    case (let n?, nil): return n
+    case (nil, let l): return l
+    }
+  }
+
+  private static func read(_ key: String, from file: String = "/proc/self/status") -> Int? {
+    guard let status = try? String(contentsOfFile: file, encoding: .utf8),
       let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) })
     else { return nil }
     let fields = line.split(separator: " ", omittingEmptySubsequences: true)

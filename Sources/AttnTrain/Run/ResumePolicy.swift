@@ -38,7 +38,7 @@ struct ResumePolicy {
     }
     guard let checkpoint else {
       log.say("starting fresh in \(run.path)")
-      if let aside = try RunHistory(run: run).continueFrom(step: 0) {
+      if let aside = try LogsOnResume(run: run).continueFrom(step: 0) {
         log.say("the logs of the earlier start (metrics.jsonl, tensorboard/) moved to \(aside)")
       }
       return nil
@@ -55,7 +55,7 @@ struct ResumePolicy {
     }
     let note = changes.safe.isEmpty ? "" : " (changed: \(changes.safe.joined(separator: ", ")))"
     log.say("resuming from \(checkpoint.path) at step \(checkpoint.state.step)\(note)")
-    if let aside = try RunHistory(run: run).continueFrom(step: checkpoint.state.step) {
+    if let aside = try LogsOnResume(run: run).continueFrom(step: checkpoint.state.step) {
       log.say("records after step \(checkpoint.state.step), which no checkpoint kept, left metrics.jsonl and tensorboard/; the files as they were are in \(aside)")
     }
     return checkpoint

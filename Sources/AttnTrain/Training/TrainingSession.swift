@@ -79,6 +79,7 @@ public final class TrainingSession {
       try log.openMetrics(path: run.metricsFile)
       try log.openTensorBoard(directory: run.tensorBoardDirectory, continuingFrom: checkpoint?.state.step ?? 0)
     }
+    try Self.checkMemory(config: config, data: data, plan: plan, ranksOnNode: communicator.localSize)
     let residentAtStart = ResidentMemory.currentBytes
     // Only rank 0 reports MFU; the others wait for it in the trainer's first broadcast meanwhile.
     let peak =
@@ -146,5 +147,22 @@ public final class TrainingSession {
       problem: "the ranks loaded different data (\"then\" is rank 0's): " + differing.joined(separator: "; ")
         .replacingOccurrences(of: " then,", with: " on rank 0,").replacingOccurrences(of: " now)", with: " here)"),
       hint: "every node must read the same files: copy rank 0's, or put them on a shared filesystem")
+  }
+
+  /// The memory plan, computed from the shape before anything is allocated, against what this node
+  /// has for its ranks: a model that cannot fit is refused with the figures, not met by a trap or
+  /// the OOM killer minutes later.
+  static func checkMemory(config: Config, data: TrainingData, plan: BatchPlan, ranksOnNode: Int) throws {
+    let memory = MemoryPlan(
+      shape: config.modelShape(vocabSize: data.tokenizer.vocabSize), maxBatch: plan.sequencesPerRank,
+      optimizer: config.optimizer.settings, threads: ComputeThreads.current)
+    guard let available = ResidentMemory.availableBytes else { return }
+    let (need, have) = (Double(memory.totalBytes) * Double(ranksOnNode), Double(available))
+    guard need > have else { return }
+    let gib = { (bytes: Double) in String(format: "%.1f GiB", bytes / 1_073_741_824) }
+    throw InputError(
+      file: config.sourcePath, field: "model",
+      problem: "the model does not fit: its memory plan is \(gib(Double(memory.totalBytes))) per rank (\(memory.summary)), x \(ranksOnNode) rank(s) on this node = \(gib(need)), but the node has \(gib(have)) available",
+      hint: "make the model smaller (n_layer, n_embd, block_size) or training.batch_size, use grad_accum_steps for the same batch, or spread the ranks over more nodes")
   }
 }

@@ -9,7 +9,7 @@
 import AttnFormats
 import Foundation
 
-struct RunHistory {
+struct LogsOnResume {
   let run: RunDirectory
 
   /// Rank 0, before the first record of this start: keeps in the live logs only what a start at
