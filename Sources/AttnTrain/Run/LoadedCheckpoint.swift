@@ -21,7 +21,7 @@ public struct LoadedCheckpoint {
     self.path = path
     func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
     let manifestPath = file(CheckpointDirectory.manifestFile)
-    let manifest = try CheckpointManifest(json: readJSON(manifestPath, "manifest"), file: manifestPath)
+    let manifest = try CheckpointManifest.read(manifestPath)
     for name in CheckpointDirectory.contentFiles {
       let filePath = file(name)
       guard FileManager.default.fileExists(atPath: filePath) else {
@@ -35,12 +35,7 @@ public struct LoadedCheckpoint {
         throw InputError(file: filePath, problem: "checksum mismatch (SHA-256 \(actual), manifest says \(expected)): the file is damaged")
       }
     }
-    let statePath = file(CheckpointDirectory.trainerFile)
-    do {
-      state = try TrainerState(json: readJSON(statePath, "trainer state"))
-    } catch let error as JSONFieldError {
-      throw InputError(file: statePath, field: error.field.isEmpty ? nil : error.field, problem: "malformed trainer state: \(error.message)")
-    }
+    state = try TrainerState.read(file(CheckpointDirectory.trainerFile))
     config = try Config.load(path: file(CheckpointDirectory.configFile))
     tokenizer = try Tokenizer.load(vocabularyFile: file(CheckpointDirectory.vocabularyFile))
     model = try SafeTensorsFile(path: file(CheckpointDirectory.modelFile))
@@ -125,6 +120,23 @@ struct CheckpointManifest {
 
   var json: JSONValue {
     .object([(key: "sha256", value: .object(sha256.sorted { $0.key < $1.key }.map { (key: $0.key, value: .string($0.value)) }))])
+  }
+}
+
+extension TrainerState {
+  /// trainer.json, every problem named with the file.
+  static func read(_ path: String) throws -> TrainerState {
+    do {
+      return try TrainerState(json: readJSON(path, "trainer state"))
+    } catch let error as JSONFieldError {
+      throw InputError(file: path, field: error.field.isEmpty ? nil : error.field, problem: "malformed trainer state: \(error.message)")
+    }
+  }
+}
+
+extension CheckpointManifest {
+  static func read(_ path: String) throws -> CheckpointManifest {
+    try CheckpointManifest(json: readJSON(path, "manifest"), file: path)
   }
 }
 
