@@ -187,10 +187,31 @@ import Testing
     #expect(text.contains("--fresh"), "\(text)")
   }
 
-  @Test func latestWinsOverAHigherStepThatWasNeverPublished() throws {
+  /// A checkpoint renamed into place just before a crash (never published), and a `latest` that
+  /// points further back: the run resumes from the newest whole checkpoint, and says why.
+  @Test func theNewestWholeCheckpointWinsOverAnOlderLatest() throws {
     let f = try Fixture()
     try f.save(step: 10)
     try f.save(step: 20, publish: false)  // renamed into place, then the process died
+    var warnings: [String] = []
+    #expect(try f.checkpoints.newestValid(warn: { warnings.append($0) })?.name == "step-0000020")
+    #expect(warnings == ["`latest` names step-0000010, but step-0000020 is newer: resuming from the newest checkpoint that verifies"])
+    try f.save(step: 30)
+    try replaceFileAtomically(path: f.checkpoints.latestPointer, contents: Data("step-0000010\n".utf8))
+    #expect(try f.checkpoints.newestValid(warn: { _ in })?.name == "step-0000030")
+  }
+
+  /// Rejecting a checkpoint renames it away before `latest` moves back: at every moment in between,
+  /// the newest step checkpoint is the good one.
+  @Test func aRejectedCheckpointIsNeverResumedAfterACrashHalfwayThroughRejectingIt() throws {
+    let f = try Fixture()
+    try f.save(step: 10)
+    try f.save(step: 20)
+    #expect(try f.writer.reject("step-0000020", returningTo: "step-0000010") == "rejected-step-0000020")
+    #expect(f.checkpoints.latestName() == "step-0000010")
+    #expect(f.checkpoints.stepCheckpoints().map(\.name) == ["step-0000010"])
+    // The crash between the two changes: the rename done, `latest` still on the rejected name.
+    try replaceFileAtomically(path: f.checkpoints.latestPointer, contents: Data("step-0000020\n".utf8))
     #expect(try f.checkpoints.newestValid(warn: { _ in })?.name == "step-0000010")
   }
 
@@ -250,5 +271,30 @@ import Testing
     try fixture.run.removePartialCheckpoints()
     #expect(try LoadedCheckpoint(path: fixture.checkpoints.path("best"), name: "best").state.step == 10)
     #expect(!FileManager.default.fileExists(atPath: retired))
+  }
+
+  /// Checksums that match prove the files are the ones written, not that they are right: a
+  /// checkpoint whose tensor has the wrong shape is skipped for the previous one, named.
+  @Test func aWrongShapeBehindMatchingChecksumsFallsBackToThePreviousCheckpoint() throws {
+    let fixture = try Fixture()
+    try fixture.save(step: 10)
+    let newest = try fixture.save(step: 20)
+    let path = fixture.file(newest, CheckpointDirectory.modelFile)
+    let original = try SafeTensorsFile(path: path)
+    var rewritten = SafeTensorsWriter(metadata: original.metadata)
+    var kept: [[Float]] = []
+    for name in original.names { kept.append(try original.floats(name)) }
+    for (name, values) in zip(original.names, kept) {
+      var shape = original.shape(of: name)!
+      if name == "wte" { shape.reverse() }
+      values.withUnsafeBufferPointer { rewritten.add(name, shape: shape, $0) }
+    }
+    try rewritten.write(to: path)
+    try fixture.resealManifest(newest)
+
+    var warnings: [String] = []
+    let chosen = try #require(try fixture.checkpoints.newestValid { warnings.append($0) })
+    #expect(chosen.name == "step-0000010")
+    #expect(warnings.contains { $0.contains(newest) && $0.contains("tensor wte has shape") }, "\(warnings)")
   }
 }

@@ -91,11 +91,12 @@ struct NamespaceHosts {
     }
   }
 
-  /// `ip` arguments that run mpirun on host 0, ranks spread over the hosts in turn, TCP only;
+  /// `ip` arguments that run mpirun on host 0, ranks spread over the hosts in turn, TCP only, not
+  /// bound to cores (each "host" would bind its rank to its core 0, all of them this machine's);
   /// `exported` environment variables reach every rank.
   func mpirunArguments(ranks: Int, _ arguments: [String], exported: [String] = ["ATTN_TRAIN_THREADS"]) -> [String] {
     ["netns", "exec", host(0), "unshare", "--uts", "/bin/sh", "-c",
-     "hostname \(host(0)); exec \(([Harness.mpirunPath, "--allow-run-as-root", "--oversubscribe", "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "10.78.\(subnet).0/24", "--mca", "oob_tcp_if_include", "10.78.\(subnet).0/24", "--map-by", "node", "--host", hostList, "-np", "\(ranks)"] + exported.flatMap { ["-x", $0] } + [Harness.binary] + arguments).map { "'\($0)'" }.joined(separator: " "))"]
+     "hostname \(host(0)); exec \(([Harness.mpirunPath, "--allow-run-as-root", "--oversubscribe", "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "10.78.\(subnet).0/24", "--mca", "oob_tcp_if_include", "10.78.\(subnet).0/24", "--map-by", "node", "--bind-to", "none", "--host", hostList, "-np", "\(ranks)"] + exported.flatMap { ["-x", $0] } + [Harness.binary] + arguments).map { "'\($0)'" }.joined(separator: " "))"]
   }
 
   func remove() {

@@ -21,7 +21,7 @@ def ip(*args, check=True):
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
 
 
-def make_hosts(count, directory):
+def make_hosts(count, directory, mtu):
     ip("netns", "add", f"{NAME}-sw")
     ip("-n", f"{NAME}-sw", "link", "add", "br0", "type", "bridge")
     ip("-n", f"{NAME}-sw", "link", "set", "br0", "up")
@@ -35,7 +35,8 @@ def make_hosts(count, directory):
         ip("-n", f"{NAME}-sw", "link", "set", f"{NAME}p{i}", "master", "br0")
         ip("-n", f"{NAME}-sw", "link", "set", f"{NAME}p{i}", "up")
         ip("-n", ns, "addr", "add", f"{SUBNET}.{i + 1}/24", "dev", f"v{i}")
-        ip("-n", ns, "link", "set", f"v{i}", "up")
+        ip("-n", ns, "link", "set", f"v{i}", "mtu", str(mtu), "up")
+        ip("-n", f"{NAME}-sw", "link", "set", f"{NAME}p{i}", "mtu", str(mtu))
         ip("-n", ns, "link", "set", "lo", "up")
     agent = os.path.join(directory, "netns-rsh")
     cases = "\n".join(f"  {SUBNET}.{i + 1}) ns={NAME}-h{i} ;;" for i in range(count))
@@ -73,9 +74,10 @@ def run(binary, agent, hosts, ranks, config, workdir, name):
     path = os.path.join(workdir, name + ".json")
     json.dump(config, open(path, "w"))
     host_list = ",".join(f"{SUBNET}.{i + 1}:4" for i in range(hosts))
+    # Unbound: each "host" would bind its rank to its core 0, and all of them are this machine's.
     mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "plm_rsh_agent", agent,
               "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
-              "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", "--map-by", "node", "--host", host_list,
+              "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", "--map-by", "node", "--bind-to", "none", "--host", host_list,
               "-np", str(ranks), "-x", "ATTN_TRAIN_THREADS", binary, path, "--fresh"]
     command = ["ip", "netns", "exec", f"{NAME}-h0", "unshare", "--uts", "/bin/sh", "-c",
                f"hostname {NAME}-h0; exec " + " ".join(f"'{a}'" for a in mpirun)]
@@ -95,6 +97,7 @@ def main():
     parser.add_argument("--ranks", default="2,4")
     parser.add_argument("--rates", default="unlimited,10gbit,1gbit")
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--mtu", type=int, default=9000, help="the links' MTU (9000: jumbo frames, as HPC Ethernet uses)")
     args = parser.parse_args()
     ranks = [int(r) for r in args.ranks.split(",")]
     base = json.load(open(args.config))
@@ -104,11 +107,11 @@ def main():
     base["training"].update({"max_steps": args.steps, "log_interval": 2, "eval_interval": 0, "checkpoint_interval": 0,
                              "deadline_startup_s": 1800})
     hosts = max(ranks)
-    print(f"{os.path.basename(args.config)}, {args.steps} steps, 1 rank per host, 1 thread per rank, TCP between hosts")
+    print(f"{os.path.basename(args.config)}, {args.steps} steps, 1 rank per host, 1 thread per rank, TCP between hosts, MTU {args.mtu}")
     print("| ranks | link | overlap tok/s | after-backward tok/s | overlap gain |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="attn-hosts-") as workdir:
-        agent = make_hosts(hosts, workdir)
+        agent = make_hosts(hosts, workdir, args.mtu)
         try:
             for n in ranks:
                 for rate in args.rates.split(","):

@@ -92,13 +92,13 @@ public struct CheckpointWriter {
     }
   }
 
-  /// Takes back a checkpoint whose weights made the steps after it fail: `latest` points at `good`
-  /// again first (a crash in between leaves `good` in charge), then the checkpoint is renamed out
-  /// of the candidates, kept for inspection.
+  /// Takes back a checkpoint whose weights made the steps after it fail: it is renamed out of the
+  /// candidates first (kept for inspection), so that a crash before `latest` names `good` again
+  /// still leaves `good` the newest step checkpoint, the one a resume takes.
   public func reject(_ name: String, returningTo good: String) throws -> String {
-    try replaceFileAtomically(path: directory.latestPointer, contents: Data((good + "\n").utf8))
     let rejected = "rejected-" + name
     try atomicRename(from: directory.path(name), to: directory.path(rejected))
+    try replaceFileAtomically(path: directory.latestPointer, contents: Data((good + "\n").utf8))
     return rejected
   }
 

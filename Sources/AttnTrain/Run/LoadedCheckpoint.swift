@@ -40,6 +40,27 @@ public struct LoadedCheckpoint {
     tokenizer = try Tokenizer.load(vocabularyFile: file(CheckpointDirectory.vocabularyFile))
     model = try SafeTensorsFile(path: file(CheckpointDirectory.modelFile))
     optimizer = try SafeTensorsFile(path: file(CheckpointDirectory.optimizerFile))
+    try checkShapes()
+  }
+
+  /// Every tensor its own config implies, present with that shape: checksums prove the files are the
+  /// ones written, not that they hold what the config says, and a checkpoint found wrong here is
+  /// skipped for an older one rather than failing the run when its weights are loaded.
+  private func checkShapes() throws {
+    let layout = ParameterLayout(config.modelShape(vocabSize: tokenizer.vocabSize))
+    let expected =
+      layout.tensors.map { (file: model, name: $0.name, shape: $0.shape) }
+      + Optimizer.stateNames(config.optimizer.settings).flatMap { state in
+        layout.tensors.map { (file: optimizer, name: "\(state).\($0.name)", shape: $0.shape) }
+      }
+    for tensor in expected {
+      guard let shape = tensor.file.shape(of: tensor.name) else {
+        throw InputError(file: tensor.file.path, problem: "tensor \(tensor.name) is missing")
+      }
+      guard shape == tensor.shape else {
+        throw InputError(file: tensor.file.path, problem: "tensor \(tensor.name) has shape \(shape); the checkpoint's config needs \(tensor.shape)")
+      }
+    }
   }
 
   /// Copies the weights into `model`, checking every tensor's name, shape and type.
@@ -151,14 +172,16 @@ private func readJSON(_ path: String, _ what: String) throws -> JSONValue {
 }
 
 extension CheckpointDirectory {
-  /// The newest checkpoint that verifies: `latest` first, then older ones by step. Damaged ones are
-  /// reported through `warn` and skipped. Returns nil when there are none at all; throws when some
-  /// exist but none is valid.
+  /// The newest checkpoint that verifies, by step; damaged ones are reported through `warn` and
+  /// skipped. `latest` only names the newest one published: a checkpoint renamed into place just
+  /// before a crash is whole and newer, and a `latest` pointing further back (edited, or left by an
+  /// older version) must not send the run back over steps it has saved. Returns nil when there are
+  /// none at all; throws when some exist but none is valid.
   public func newestValid(warn: (String) -> Void) throws -> LoadedCheckpoint? {
-    var candidates = stepCheckpoints().map(\.name)
-    if let latest = latestName(), let index = candidates.firstIndex(of: latest) {
-      candidates.remove(at: index)
-      candidates.insert(latest, at: 0)
+    let candidates = stepCheckpoints().map(\.name)
+    let latest = latestName()
+    if let latest, let newest = candidates.first, latest != newest, candidates.contains(latest) {
+      warn("`latest` names \(latest), but \(newest) is newer: resuming from the newest checkpoint that verifies")
     }
     guard !candidates.isEmpty else { return nil }
     var faults: [String] = []
