@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what attn-train needs on a fresh Debian 12 machine that has only Swift: Open MPI, OpenBLAS
 # and pkg-config from apt, and (for the tests and reference scripts) numpy, safetensors, tiktoken,
-# Hugging Face tokenizers and tensorboard (whose own reader checks our event files) from PyPI.
+# Hugging Face tokenizers, tensorboard (whose own reader checks our event files) and Pillow from
+# PyPI, and Chromium from apt (the report test renders report.html in it, headless).
 # Safe to run again: it installs only what is missing. Needs root (or sudo) for apt.
 set -euo pipefail
 
 packages=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config)
+if [ "${1:-}" = "--python" ]; then packages+=(chromium); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,8 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ]; then
-  if ! python3 -c "import numpy, safetensors, tiktoken, tokenizers, tensorboard" 2>/dev/null; then
-    echo "setup: installing numpy, safetensors, tiktoken, tokenizers and tensorboard from PyPI"
-    python3 -m pip install -q numpy safetensors tiktoken tokenizers tensorboard
+  if ! python3 -c "import numpy, safetensors, tiktoken, tokenizers, tensorboard, PIL" 2>/dev/null; then
+    echo "setup: installing numpy, safetensors, tiktoken, tokenizers, tensorboard and Pillow from PyPI"
+    python3 -m pip install -q numpy safetensors tiktoken tokenizers tensorboard pillow
   fi
 fi

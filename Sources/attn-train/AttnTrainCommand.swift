@@ -20,8 +20,10 @@ struct AttnTrainCommand: ParsableCommand {
         attn-train predict Configs/sst2.json --input reviews.tsv --output labels.jsonl
         attn-train sample Configs/shakespeare-char.json --prompt "ROMEO:" --tokens 200
         attn-train tokenizer train Configs/shakespeare-bpe.json
+        attn-train inspect runs/shakespeare-char/checkpoints/best
+        attn-train report runs/shakespeare-char
       """,
-    subcommands: [Train.self, Prepare.self, Eval.self, Predict.self, Sample.self, TokenizerCommand.self, PrintConfigReference.self],
+    subcommands: [Train.self, Prepare.self, Eval.self, Predict.self, Sample.self, TokenizerCommand.self, Inspect.self, Report.self, PrintConfigReference.self],
     defaultSubcommand: Train.self)
 }
 

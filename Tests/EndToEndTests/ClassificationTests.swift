@@ -91,6 +91,12 @@ struct Predictions {
     #expect(try report.int("examples") == devLabels.count)
     let logged = try #require(try Harness.metrics(runDirectory: run).last?["dev_accuracy"])
     #expect(logged == accuracy)
+    // The run's report plots the dev accuracy it logged, against step and against tokens.
+    let html = try String(contentsOfFile: (run as NSString).appendingPathComponent("report.html"), encoding: .utf8)
+    for plot in ["dev-metrics-by-step", "dev-metrics-by-tokens"] {
+      let svg = try #require(ReportTests.element("svg", id: plot, in: html), "no \(plot) plot")
+      #expect(ReportTests.attribute("d", ofPathNamed: "dev accuracy", in: svg) != nil && ReportTests.attribute("d", ofPathNamed: "dev macro-F1", in: svg) != nil)
+    }
     guard case .array(let rows) = try report.value("confusion") else { Issue.record("confusion is not a list"); return }
     let confusion = rows.map { row -> [Int] in
       guard case .array(let cells) = row else { return [] }

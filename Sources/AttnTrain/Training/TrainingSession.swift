@@ -2,7 +2,7 @@
 // start (rank 0, ResumePolicy) and tell the others, open the prepared token shards (preparing them
 // when missing), save the resolved config, vocabulary and plan.json (what the run is sized to: the
 // report reads it), measure the peak MFU divides by, build the trainer, train, and report memory
-// against the plan (and the per-layer profile, when asked for). The command line only
+// against the plan (and the per-layer profile, when asked for), and write report.html. The command line only
 // parses and calls this, so everything a run does before and after its steps is testable in-process.
 
 import AttnCore
@@ -122,6 +122,15 @@ public final class TrainingSession {
       log.say(String(
         format: "peak resident memory on rank 0: %@, %.2fx the plan%@", mib(peak),
         Double(peak) / Double(memoryPlan.totalBytes), start))
+    }
+    if communicator.rank == 0 {
+      // A report that cannot be written (a full disk) costs the run nothing: `attn-train report` redoes it.
+      do {
+        let report = try RunReport.write(run: run)
+        log.say("report: \(report.path)")
+      } catch {
+        log.warn("report.html not written: \(error)")
+      }
     }
     return Summary(outcome: outcome, state: trainer.state)
   }
