@@ -195,3 +195,36 @@ extension HostileEnvironmentTests {
     #expect(result.seconds < 30)
   }
 }
+
+extension HostileEnvironmentTests {
+  /// metrics.jsonl on a disk that fills up while the run goes on (the file bind-mounted from a full
+  /// tmpfs, so the kernel's own ENOSPC comes back): the run warns once and finishes, checkpoints and
+  /// all; the records it could write before are intact.
+  @Test func aFullDiskUnderTheMetricsDoesNotStopAHealthyRun() throws {
+    let dir = try Harness.temporaryDirectory("metrics-full")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let run = dir.appendingPathComponent("run").path
+    let config = try Harness.writeConfig(in: dir, ["training": ["max_steps": 40, "checkpoint_interval": 10]])
+    let started = try Harness.attnTrain([config], environment: ["ATTN_TRAIN_TEST_KILL_AFTER_STEP": "10"])
+    #expect(started.status == 128 + SIGKILL && started.stdout.contains("checkpoint step-0000010 written"), "\(started.output)")
+
+    let disk = try SmallDisk("metrics-disk", kilobytes: 64)
+    defer { disk.unmount() }
+    let metrics = (run as NSString).appendingPathComponent("metrics.jsonl")
+    let onDisk = disk.path + "/metrics.jsonl"
+    try FileManager.default.copyItem(atPath: metrics, toPath: onDisk)
+    let before = try String(contentsOfFile: metrics, encoding: .utf8)
+    try? Data(count: 64 * 1024).write(to: URL(fileURLWithPath: disk.path + "/filler"))
+    let bound = try ChildProcess.run("/bin/mount", ["--bind", onDisk, metrics], environment: [:], timeout: 10)
+    try #require(bound.status == 0, "cannot bind-mount here: \(bound.output)")
+    defer { _ = try? ChildProcess.run("/bin/umount", ["-l", metrics], environment: [:], timeout: 10) }
+
+    let resumed = try Harness.attnTrain([config])
+    #expect(resumed.status == 0, "\(resumed.output)")
+    #expect(resumed.stdout.contains("step 40/40") && resumed.stdout.contains("checkpoint step-0000040 written"), "\(resumed.stdout)")
+    let warnings = resumed.stderr.components(separatedBy: "metrics.jsonl could not be written").count - 1
+    #expect(warnings == 1, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("No space left on device"), "\(resumed.stderr)")
+    #expect(try String(contentsOfFile: metrics, encoding: .utf8).hasPrefix(before))
+  }
+}

@@ -102,6 +102,9 @@ import Testing
     let plan = try JSONObject(JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: (run as NSString).appendingPathComponent("plan.json")))))
     #expect(try object.int("parameters") == plan.int("parameters"))
     #expect(try object.object("trainer").int("step") == 40)
+    // The dev loss the run logged at that step, from the run directory's metrics.jsonl.
+    let logged = try #require(try Harness.metrics(runDirectory: run).last { $0["step"] == 40 }?["dev_loss"])
+    #expect(try object.object("dev").double("dev_loss") == logged)
 
     // A flipped byte in the optimizer state: the file, the fault, status 1, and the rest still shown.
     let damaged = directory.appendingPathComponent("damaged").path

@@ -40,9 +40,19 @@ struct RunRecords {
         file: run.path, problem: "not a run directory: it has neither metrics.jsonl nor config.json",
         hint: "give the directory a run writes to (output.run_dir)")
     }
+    (metrics, unreadableLines) = Self.metrics(metricsData ?? Data())
+    plan = Self.object(atPath: run.planFile)
+    profile = Self.object(atPath: run.profileFile)
+    configText = configData.map { String(decoding: $0, as: UTF8.self) }
+    config = configData == nil ? nil : try? Config.load(path: run.file("config.json"))
+    checkpoints = Self.checkpoints(in: run.checkpoints)
+  }
+
+  /// The records of a metrics.jsonl, and how many lines were not a record.
+  static func metrics(_ data: Data) -> (records: [[String: Double]], unreadable: Int) {
     var records: [[String: Double]] = []
     var unreadable = 0
-    for line in String(decoding: metricsData ?? Data(), as: UTF8.self).split(separator: "\n") {
+    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
       guard let object = try? JSONObject(JSONValue.parse(Data(line.utf8))), object["step"]?.exactInt != nil else {
         unreadable += 1
         continue
@@ -51,13 +61,7 @@ struct RunRecords {
       for member in object.members { if let value = member.value.doubleValue { record[member.key] = value } }
       records.append(record)
     }
-    metrics = records
-    unreadableLines = unreadable
-    plan = Self.object(atPath: run.planFile)
-    profile = Self.object(atPath: run.profileFile)
-    configText = configData.map { String(decoding: $0, as: UTF8.self) }
-    config = configData == nil ? nil : try? Config.load(path: run.file("config.json"))
-    checkpoints = Self.checkpoints(in: run.checkpoints)
+    return (records, unreadable)
   }
 
   private static func object(atPath path: String) -> JSONObject? {

@@ -37,6 +37,9 @@ public struct CheckpointInspection {
   public let optimizerStepCount: Int?
   /// Optimizer-state tensors holding a NaN or an infinity, by name.
   public let optimizerNonFinite: [String]
+  /// The dev figures logged at the checkpoint's step (dev_loss, dev_accuracy, dev_macro_f1), from
+  /// the run directory's metrics.jsonl when the checkpoint sits in one and that step was evaluated.
+  public let devAtStep: [(key: String, value: Double)]
   /// Every fault found, each naming its file: empty when the checkpoint would load.
   public let faults: [String]
 
@@ -96,6 +99,7 @@ public struct CheckpointInspection {
     optimizerKind = optimizer?.metadata["kind"]
     optimizerStepCount = optimizer?.metadata["step_count"].flatMap { Int($0) }
     optimizerNonFinite = (optimizer.map { file in file.names.filter { ((try? Self.statistics(of: $0, in: file))?.nonFinite ?? 0) > 0 } }) ?? []
+    devAtStep = state.map { Self.devFigures(atStep: $0.step, checkpoint: path) } ?? []
     // attn-train never writes one (it refuses to save non-finite weights); a checkpoint holding one
     // comes from elsewhere or was changed, and would only spread NaN through a run.
     for tensor in tensors where tensor.nonFinite > 0 {
@@ -109,6 +113,15 @@ public struct CheckpointInspection {
       do { _ = try LoadedCheckpoint(path: path, name: self.name) } catch { faults.append("\(error)") }
     }
     self.faults = faults
+  }
+
+  /// <run>/checkpoints/<name> -> <run>/metrics.jsonl's dev figures at `step`, if any.
+  private static func devFigures(atStep step: Int, checkpoint path: String) -> [(key: String, value: Double)] {
+    let run = ((path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+    guard let data = FileManager.default.contents(atPath: RunDirectory(path: run, origin: "").metricsFile),
+      let record = RunRecords.metrics(data).records.last(where: { $0["step"] == Double(step) && $0["dev_loss"] != nil })
+    else { return [] }
+    return ["dev_loss", "dev_accuracy", "dev_macro_f1"].compactMap { key in record[key].map { (key: key, value: $0) } }
   }
 
   static func statistics(of name: String, in file: SafeTensorsFile) throws -> TensorStatistics {
@@ -139,6 +152,9 @@ public struct CheckpointInspection {
     if let state {
       lines.append(
         "  step \(state.step), tokens seen \(state.tokensSeen.formatted()), training time \(String(format: "%.1f", state.elapsedSeconds)) s, trained on \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s")")
+      if !devAtStep.isEmpty {
+        lines.append("  dev at this step: " + devAtStep.map { String(format: "%@ %.4f", $0.key.replacingOccurrences(of: "dev_", with: ""), $0.value) }.joined(separator: ", "))
+      }
       if let best = bestText(state) { lines.append("  best dev \(best)") }
       if state.skippedSteps > 0 { lines.append("  \(state.skippedSteps) non-finite step(s) skipped") }
     }
@@ -201,6 +217,7 @@ public struct CheckpointInspection {
       (key: "path", value: .string(path)), (key: "valid", value: .bool(faults.isEmpty)),
     ]
     if let state { members.append((key: "trainer", value: state.json)) }
+    if !devAtStep.isEmpty { members.append((key: "dev", value: .object(devAtStep.map { (key: $0.key, value: JSONValue(number: $0.value)) }))) }
     if let config {
       members.append((key: "task", value: .string(config.task.kind.rawValue)))
       members.append((key: "summary", value: .string(Self.configSummary(config))))
