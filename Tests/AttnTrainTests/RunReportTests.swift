@@ -31,6 +31,16 @@ import Testing
     #expect(plot.svg.components(separatedBy: " L").count == 2)
   }
 
+  @Test func aLongSeriesIsThinnedToWhatAPlotCanShowKeepingItsEnds() {
+    for count in [1999, 2000, 2001, 4000, 1_000_003] {
+      let points = (0..<count).map { (x: Double($0), y: Double($0 % 7)) }
+      let kept = LinePlot.thinned(points)
+      #expect(kept.count <= LinePlot.maximumPoints && kept.count >= min(count, LinePlot.maximumPoints / 2), "\(count): \(kept.count)")
+      #expect(kept.first?.x == 0 && kept.last?.x == Double(count - 1))
+      #expect(zip(kept, kept.dropFirst()).allSatisfy { $0.x < $1.x })
+    }
+  }
+
   private func runDirectory(metrics: String, plan: String? = nil) throws -> RunDirectory {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("attn-report-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -32,11 +32,25 @@ struct LinePlot {
   static let height = 280.0
   private static let left = 70.0, right = 20.0, top = 34.0, bottom = 46.0
 
+  /// More points than a plot is pixels wide only make the file large (a million-step run logged
+  /// every step would be megabytes per series): a longer series keeps every k-th point and its last.
+  static let maximumPoints = 2000
+
+  static func thinned(_ points: [(x: Double, y: Double)]) -> [(x: Double, y: Double)] {
+    guard points.count > maximumPoints else { return points }
+    let stride = (points.count + maximumPoints - 2) / (maximumPoints - 1)
+    var kept = Swift.stride(from: 0, to: points.count - 1, by: stride).map { points[$0] }
+    kept.append(points[points.count - 1])
+    return kept
+  }
+
   /// The finite points of every series; a plot with none is left out of the report.
   var isEmpty: Bool { series.allSatisfy { !$0.points.contains { $0.x.isFinite && $0.y.isFinite } } }
 
   var svg: String {
-    let drawn = series.map { PlotSeries(name: $0.name, points: $0.points.filter { $0.x.isFinite && $0.y.isFinite }, color: $0.color, marked: $0.marked) }
+    let drawn = series.map {
+      PlotSeries(name: $0.name, points: Self.thinned($0.points.filter { $0.x.isFinite && $0.y.isFinite }), color: $0.color, marked: $0.marked)
+    }
     let xs = drawn.flatMap { $0.points.map(\.x) }
     let ys = drawn.flatMap { $0.points.map(\.y) } + levels.map(\.y)
     let xAxis = Axis(covering: xs), yAxis = Axis(covering: ys)
