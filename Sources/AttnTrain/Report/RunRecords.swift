@@ -38,7 +38,7 @@ struct RunRecords {
     guard metricsData != nil || configData != nil else {
       throw InputError(
         file: run.path, problem: "not a run directory: it has neither metrics.jsonl nor config.json",
-        hint: "give the directory a run writes to (output.run_dir)")
+        hint: "give the directory a run writes to: its config's output.run_dir")
     }
     (metrics, unreadableLines) = Self.metrics(metricsData ?? Data())
     plan = Self.object(atPath: run.planFile)
