@@ -26,8 +26,7 @@ struct Inspect: ParsableCommand {
     Standalone.run {
       let target = try InspectionTarget(path: path)
       print(json ? target.json.prettyPrinted() : target.text)
-      guard target.isValid else {
-        let damaged = (target.checkpoints + target.others).first { !$0.faults.isEmpty }!
+      if let damaged = target.firstDamaged {
         throw InputError(file: damaged.path, problem: "damaged checkpoint: " + damaged.faults.joined(separator: "; "))
       }
     }

@@ -143,12 +143,7 @@ public enum RunReport {
 
   private static func summary(_ r: RunRecords) -> String {
     var rows: [(String, String)] = []
-    if let config = r.config {
-      let model = config.model
-      rows.append(("task", config.task.kind.rawValue))
-      rows.append(("model", "\(model.nLayer) layers, \(model.nHead) heads, width \(model.nEmbd), block \(model.blockSize)"))
-      rows.append(("optimizer", "\(config.optimizer.settings.kind.rawValue), learning rate \(config.optimizer.learningRate), \(config.schedule.kind.rawValue) schedule"))
-    }
+    if let config = r.config { rows.append(("config", config.summary)) }
     if let plan = r.plan {
       if let parameters = plan["parameters"]?.exactInt { rows.append(("parameters", parameters.formatted())) }
       if let ranks = plan["ranks"]?.exactInt, let threads = plan["threads_per_rank"]?.exactInt {
@@ -185,10 +180,7 @@ public enum RunReport {
     out += "<tr><th>name</th><th>step</th><th>tokens seen</th><th>training time</th><th>best dev figure so far</th><th>size</th><th></th></tr>\n"
     for checkpoint in r.checkpoints {
       let state = checkpoint.state
-      var best = "–"
-      if let loss = state?.bestDevLoss { best = String(format: "loss %.4f", loss) }
-      if let accuracy = state?.bestDevAccuracy { best += String(format: ", accuracy %.4f", accuracy) }
-      if let step = state?.bestStep { best += " (step \(step))" }
+      let best = state?.bestDevSummary ?? "–"
       let cells = [
         SVGText.escape(checkpoint.name), state.map { "\($0.step)" } ?? "?", state.map { $0.tokensSeen.formatted() } ?? "?",
         state.map { String(format: "%.1f s", $0.elapsedSeconds) } ?? "?", best,

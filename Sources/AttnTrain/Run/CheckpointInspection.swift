@@ -60,20 +60,8 @@ public struct CheckpointInspection {
       faults.append("\(error)")
     }
     for name in CheckpointDirectory.contentFiles {
-      let filePath = file(name)
-      var fault: String?
-      if !FileManager.default.fileExists(atPath: filePath) {
-        fault = "\(filePath): missing"
-      } else if let manifest {
-        if let expected = manifest.sha256[name] {
-          let actual = (try? SHA256.hexDigest(ofFile: filePath)) ?? "unreadable"
-          if actual != expected { fault = "\(filePath): checksum mismatch (SHA-256 \(actual), manifest says \(expected)): the file is damaged" }
-        } else {
-          fault = "\(file(CheckpointDirectory.manifestFile)): no checksum listed for \(name)"
-        }
-      } else {
-        fault = "\(filePath): not verified (no readable manifest)"
-      }
+      let fault: String? =
+        if let manifest { manifest.fault(of: name, in: path)?.description } else { "\(file(name)): not verified (no readable manifest)" }
       files.append(FileCheck(name: name, fault: fault))
       if let fault { faults.append(fault) }
     }
@@ -90,14 +78,22 @@ public struct CheckpointInspection {
     state = read(CheckpointDirectory.trainerFile) { try TrainerState.read($0) }
     config = read(CheckpointDirectory.configFile) { try Config.load(path: $0) }
     tokenizer = read(CheckpointDirectory.vocabularyFile) { try Tokenizer.load(vocabularyFile: $0) }
-    tensors = !detailed ? [] : read(CheckpointDirectory.modelFile) { path in
-      let model = try SafeTensorsFile(path: path)
-      return try model.names.map { try Self.statistics(of: $0, in: model) }
-    } ?? []
-    let optimizer = !detailed ? nil : read(CheckpointDirectory.optimizerFile) { try SafeTensorsFile(path: $0) }
+    let model = read(CheckpointDirectory.modelFile) { try SafeTensorsFile(path: $0) }
+    let optimizer = read(CheckpointDirectory.optimizerFile) { try SafeTensorsFile(path: $0) }
+    var tensors: [TensorStatistics] = []
+    var optimizerNonFinite: [String] = []
+    if detailed {
+      do {
+        tensors = try model.map { file in try file.names.map { try Self.statistics(of: $0, in: file) } } ?? []
+        optimizerNonFinite = try optimizer.map { file in try file.names.filter { try Self.statistics(of: $0, in: file).nonFinite > 0 } } ?? []
+      } catch {
+        faults.append("\(error)")
+      }
+    }
+    self.tensors = tensors
+    self.optimizerNonFinite = optimizerNonFinite
     optimizerKind = optimizer?.metadata["kind"]
     optimizerStepCount = optimizer?.metadata["step_count"].flatMap { Int($0) }
-    optimizerNonFinite = (optimizer.map { file in file.names.filter { ((try? Self.statistics(of: $0, in: file))?.nonFinite ?? 0) > 0 } }) ?? []
     devAtStep = state.map { Self.devFigures(atStep: $0.step, checkpoint: path) } ?? []
     // attn-train never writes one (it refuses to save non-finite weights); a checkpoint holding one
     // comes from elsewhere or was changed, and would only spread NaN through a run.
@@ -107,9 +103,11 @@ public struct CheckpointInspection {
     if !optimizerNonFinite.isEmpty {
       faults.append("\(file(CheckpointDirectory.optimizerFile)): non-finite values in \(optimizerNonFinite.joined(separator: ", "))")
     }
-    // Whatever else loading checks (every tensor the config implies, with its shape).
-    if faults.isEmpty {
-      do { _ = try LoadedCheckpoint(path: path, name: self.name) } catch { faults.append("\(error)") }
+    // What loading checks beyond the checksums: every tensor the config implies, with its shape.
+    if faults.isEmpty, let config, let tokenizer, let model, let optimizer {
+      do { try LoadedCheckpoint.checkShapes(config: config, tokenizer: tokenizer, model: model, optimizer: optimizer) } catch {
+        faults.append("\(error)")
+      }
     }
     self.faults = faults
   }
@@ -154,10 +152,10 @@ public struct CheckpointInspection {
       if !devAtStep.isEmpty {
         lines.append("  dev at this step: " + devAtStep.map { String(format: "%@ %.4f", $0.key.replacingOccurrences(of: "dev_", with: ""), $0.value) }.joined(separator: ", "))
       }
-      if let best = bestText(state) { lines.append("  best dev \(best)") }
+      if let best = state.bestDevSummary { lines.append("  best dev \(best)") }
       if state.skippedSteps > 0 { lines.append("  \(state.skippedSteps) non-finite step(s) skipped") }
     }
-    if let config { lines.append("  " + Self.configSummary(config)) }
+    if let config { lines.append("  " + config.summary) }
     if let tokenizer { lines.append("  tokenizer \(tokenizer.kind.rawValue), \(tokenizer.vocabSize) tokens") }
     if !tensors.isEmpty {
       var line = "  parameters \(parameterCount.formatted()) in \(tensors.count) tensors"
@@ -192,25 +190,6 @@ public struct CheckpointInspection {
     return lines.joined(separator: "\n")
   }
 
-  private func bestText(_ state: TrainerState) -> String? {
-    var parts: [String] = []
-    if let loss = state.bestDevLoss { parts.append(String(format: "loss %.4f", loss)) }
-    if let accuracy = state.bestDevAccuracy { parts.append(String(format: "accuracy %.4f", accuracy)) }
-    if let f1 = state.bestDevMacroF1 { parts.append(String(format: "macro-F1 %.4f", f1)) }
-    guard !parts.isEmpty else { return nil }
-    return parts.joined(separator: ", ") + (state.bestStep.map { " (step \($0))" } ?? "")
-  }
-
-  static func configSummary(_ config: Config) -> String {
-    let model = config.model
-    var text = "\(config.task.kind.rawValue): \(model.nLayer) layers, \(model.nHead) heads, width \(model.nEmbd), block \(model.blockSize)"
-    if config.task.kind == .classification, let labels = config.task.labels {
-      text += ", labels " + labels.joined(separator: ", ")
-    }
-    text += "; \(config.optimizer.settings.kind.rawValue), learning rate \(config.optimizer.learningRate)"
-    return text
-  }
-
   public var json: JSONValue {
     var members: [(key: String, value: JSONValue)] = [
       (key: "path", value: .string(path)), (key: "valid", value: .bool(faults.isEmpty)),
@@ -219,7 +198,7 @@ public struct CheckpointInspection {
     if !devAtStep.isEmpty { members.append((key: "dev", value: .object(devAtStep.map { (key: $0.key, value: JSONValue(number: $0.value)) }))) }
     if let config {
       members.append((key: "task", value: .string(config.task.kind.rawValue)))
-      members.append((key: "summary", value: .string(Self.configSummary(config))))
+      members.append((key: "summary", value: .string(config.summary)))
     }
     if let tokenizer {
       members.append((
@@ -251,5 +230,26 @@ public struct CheckpointInspection {
     ))
     members.append((key: "faults", value: .array(faults.map { .string($0) })))
     return .object(members)
+  }
+}
+
+extension TrainerState {
+  /// "loss 1.8905, accuracy 0.8085 (step 2000)": the best dev figures a run has seen, if any.
+  var bestDevSummary: String? {
+    var parts: [String] = []
+    if let loss = bestDevLoss { parts.append(String(format: "loss %.4f", loss)) }
+    if let accuracy = bestDevAccuracy { parts.append(String(format: "accuracy %.4f", accuracy)) }
+    if let f1 = bestDevMacroF1 { parts.append(String(format: "macro-F1 %.4f", f1)) }
+    guard !parts.isEmpty else { return nil }
+    return parts.joined(separator: ", ") + (bestStep.map { " (step \($0))" } ?? "")
+  }
+}
+
+extension Config {
+  /// "language_model: 4 layers, 4 heads, width 128, block 64; adamw, learning rate 0.001, cosine schedule".
+  var summary: String {
+    var text = "\(task.kind.rawValue): \(model.nLayer) layers, \(model.nHead) heads, width \(model.nEmbd), block \(model.blockSize)"
+    if task.kind == .classification, let labels = task.labels { text += ", labels " + labels.joined(separator: ", ") }
+    return text + "; \(optimizer.settings.kind.rawValue), learning rate \(optimizer.learningRate), \(schedule.kind.rawValue) schedule"
   }
 }

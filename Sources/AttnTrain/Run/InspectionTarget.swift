@@ -7,10 +7,12 @@ import Foundation
 /// What `inspect` was pointed at: one checkpoint, or a run directory's checkpoints (each verified,
 /// the newest shown in full).
 public struct InspectionTarget {
-  public let checkpoints: [CheckpointInspection]
-  /// The run directory's checkpoints other than the one shown, each with its verdict.
+  /// The checkpoint shown in full: the one given, or the one a run directory's `latest` names.
+  public let shown: CheckpointInspection
+  /// The run directory's other checkpoints, each verified.
   public let others: [CheckpointInspection]
-  public var isValid: Bool { (checkpoints + others).allSatisfy(\.faults.isEmpty) }
+  /// The first checkpoint that would not load, if any.
+  public var firstDamaged: CheckpointInspection? { ([shown] + others).first { !$0.faults.isEmpty } }
 
   public init(path: String) throws {
     let fm = FileManager.default
@@ -26,7 +28,7 @@ public struct InspectionTarget {
     // A run directory holds config.json and vocab.json too: checkpoints/ is what tells them apart.
     let isRunDirectory = has("checkpoints")
     if !isRunDirectory && [CheckpointDirectory.manifestFile, CheckpointDirectory.modelFile, CheckpointDirectory.trainerFile].contains(where: has) {
-      checkpoints = [CheckpointInspection(checkpoint: resolved)]
+      shown = CheckpointInspection(checkpoint: resolved)
       others = []
       return
     }
@@ -37,31 +39,31 @@ public struct InspectionTarget {
       throw InputError(file: path, problem: "holds no checkpoint (no manifest.json here, no step-* or best under checkpoints/)")
     }
     let shown = directory.latestName().flatMap { names.contains($0) ? $0 : nil } ?? names[0]
-    checkpoints = [CheckpointInspection(checkpoint: directory.path(shown), name: shown)]
+    self.shown = CheckpointInspection(checkpoint: directory.path(shown), name: shown)
     others = names.filter { $0 != shown }.map { CheckpointInspection(checkpoint: directory.path($0), name: $0, detailed: false) }
   }
 
   public var text: String {
     var out = ""
-    if !others.isEmpty || checkpoints.count > 1 {
+    if !others.isEmpty {
       out += "checkpoints:\n"
-      for inspection in checkpoints + others {
+      for inspection in [shown] + others {
         let verdict = inspection.faults.isEmpty ? "ok" : "DAMAGED: " + inspection.faults.joined(separator: "; ")
         out += "  \(inspection.name) (step \(inspection.state.map { "\($0.step)" } ?? "?")): \(verdict)\n"
       }
       out += "\n"
     }
-    return out + checkpoints.map(\.text).joined(separator: "\n\n")
+    return out + shown.text
   }
 
   public var json: JSONValue {
-    guard !others.isEmpty else { return checkpoints[0].json }
+    guard !others.isEmpty else { return shown.json }
     return .object([
-      (key: "shown", value: checkpoints[0].json),
+      (key: "shown", value: shown.json),
       (
         key: "checkpoints",
         value: .array(
-          (checkpoints + others).map {
+          ([shown] + others).map {
             .object([
               (key: "name", value: .string($0.name)), (key: "path", value: .string($0.path)),
               (key: "step", value: $0.state.map { JSONValue(integer: $0.step) } ?? .null),

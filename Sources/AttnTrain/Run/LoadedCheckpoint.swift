@@ -20,33 +20,22 @@ public struct LoadedCheckpoint {
     self.name = name
     self.path = path
     func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-    let manifestPath = file(CheckpointDirectory.manifestFile)
-    let manifest = try CheckpointManifest.read(manifestPath)
+    let manifest = try CheckpointManifest.read(file(CheckpointDirectory.manifestFile))
     for name in CheckpointDirectory.contentFiles {
-      let filePath = file(name)
-      guard FileManager.default.fileExists(atPath: filePath) else {
-        throw InputError(file: filePath, problem: "missing")
-      }
-      guard let expected = manifest.sha256[name] else {
-        throw InputError(file: manifestPath, problem: "no checksum listed for \(name)")
-      }
-      let actual = try SHA256.hexDigest(ofFile: filePath)
-      guard actual == expected else {
-        throw InputError(file: filePath, problem: "checksum mismatch (SHA-256 \(actual), manifest says \(expected)): the file is damaged")
-      }
+      if let fault = manifest.fault(of: name, in: path) { throw fault }
     }
     state = try TrainerState.read(file(CheckpointDirectory.trainerFile))
     config = try Config.load(path: file(CheckpointDirectory.configFile))
     tokenizer = try Tokenizer.load(vocabularyFile: file(CheckpointDirectory.vocabularyFile))
     model = try SafeTensorsFile(path: file(CheckpointDirectory.modelFile))
     optimizer = try SafeTensorsFile(path: file(CheckpointDirectory.optimizerFile))
-    try checkShapes()
+    try Self.checkShapes(config: config, tokenizer: tokenizer, model: model, optimizer: optimizer)
   }
 
-  /// Every tensor its own config implies, present with that shape: checksums prove the files are the
-  /// ones written, not that they hold what the config says, and a checkpoint found wrong here is
-  /// skipped for an older one rather than failing the run when its weights are loaded.
-  private func checkShapes() throws {
+  /// Every tensor a checkpoint's own config implies, present with that shape: checksums prove the
+  /// files are the ones written, not that they hold what the config says, and a checkpoint found
+  /// wrong here is skipped for an older one rather than failing the run when its weights are loaded.
+  static func checkShapes(config: Config, tokenizer: Tokenizer, model: SafeTensorsFile, optimizer: SafeTensorsFile) throws {
     let layout = ParameterLayout(config.modelShape(vocabSize: tokenizer.vocabSize))
     let expected =
       layout.tensors.map { (file: model, name: $0.name, shape: $0.shape) }
@@ -137,6 +126,23 @@ struct CheckpointManifest {
     } catch let error as JSONFieldError {
       throw InputError(file: file, problem: "malformed manifest: \(error)")
     }
+  }
+
+  /// Why content file `name` of the checkpoint in `directory` cannot be trusted (missing, not
+  /// listed, or not the bytes the manifest hashed), or nil when it verifies.
+  func fault(of name: String, in directory: String) -> InputError? {
+    let path = (directory as NSString).appendingPathComponent(name)
+    guard FileManager.default.fileExists(atPath: path) else { return InputError(file: path, problem: "missing") }
+    guard let expected = sha256[name] else {
+      return InputError(
+        file: (directory as NSString).appendingPathComponent(CheckpointDirectory.manifestFile), problem: "no checksum listed for \(name)")
+    }
+    let actual: String
+    do { actual = try SHA256.hexDigest(ofFile: path) } catch { return InputError(file: path, problem: "unreadable: \(error)") }
+    guard actual == expected else {
+      return InputError(file: path, problem: "checksum mismatch (SHA-256 \(actual), manifest says \(expected)): the file is damaged")
+    }
+    return nil
   }
 
   var json: JSONValue {
