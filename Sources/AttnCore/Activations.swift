@@ -24,6 +24,7 @@ final class Activations {
   let lnf: FloatBuffer  // (B, T, C)
   let lnfMean: FloatBuffer  // (B, T)
   let lnfRstd: FloatBuffer  // (B, T)
+  let predicted: FloatBuffer  // (B*T, C) a masked language model's lnf rows that have targets, side by side; else empty
   let logits: FloatBuffer  // (B, T, V), a classifier's (B, K); backward overwrites it with d(logits)
   let lse: FloatBuffer  // (B, T), a classifier's (B): log-sum-exp of each row of logits
   let losses: FloatBuffer  // (B, T) per-token cross-entropy, a classifier's (B) per sequence
@@ -58,6 +59,8 @@ final class Activations {
     lnf = make(BT * C)
     lnfMean = make(BT)
     lnfRstd = make(BT)
+    let masked = shape.isMaskedLanguageModel
+    predicted = make(masked ? BT * C : 0)
     let head = shape.classifier
     let (K, H) = (head?.classes ?? 0, head?.hidden ?? 0)
     let outputRows = head == nil ? BT : B
@@ -75,7 +78,7 @@ final class Activations {
 
   var floatCount: Int {
     [encoded, ln1, ln1Mean, ln1Rstd, qkv, atty, att, attproj, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu,
-     fcproj, res3, lnf, lnfMean, lnfRstd, logits, lse, losses, pooled, hiddenSlope, hidden, scratch, weightPanels]
+     fcproj, res3, lnf, lnfMean, lnfRstd, predicted, logits, lse, losses, pooled, hiddenSlope, hidden, scratch, weightPanels]
       .reduce(0) { $0 + $1.count }
   }
 
@@ -111,12 +114,14 @@ final class ActivationGradients {
   let scratch: FloatBuffer  // (threads, attentionScratchPerThread)
   let dpooled: FloatBuffer  // (B, C) a classifier's d(pooled)
   let dhidden: FloatBuffer  // (B, H) d(hidden), then d(hidden layer's input)
+  let dpredicted: FloatBuffer  // (B*T, C) a masked language model's d(predicted); else empty
 
   init(_ shape: ModelShape, _ B: Int, threads: Int, make: (Int) -> FloatBuffer = { FloatBuffer(count: $0) }) {
     let (T, C) = (shape.blockSize, shape.channels)
     dpooled = make(shape.classifier == nil ? 0 : B * C)
     dhidden = make(B * (shape.classifier?.hidden ?? 0))
     let BT = B * T
+    dpredicted = make(shape.isMaskedLanguageModel ? BT * C : 0)
     residual = make(BT * C)
     branch = make(BT * C)
     dln = make(BT * C)
@@ -127,7 +132,7 @@ final class ActivationGradients {
   }
 
   var floatCount: Int {
-    [residual, branch, dln, datty, dqkv, dfch, scratch, dpooled, dhidden].reduce(0) { $0 + $1.count }
+    [residual, branch, dln, datty, dqkv, dfch, scratch, dpooled, dhidden, dpredicted].reduce(0) { $0 + $1.count }
   }
 }
 

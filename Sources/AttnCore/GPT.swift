@@ -1,6 +1,8 @@
-// A decoder-only Transformer with pre-LayerNorm blocks, as in GPT-2 / nanoGPT, over flat buffers:
+// A Transformer with pre-LayerNorm blocks, as in GPT-2 / nanoGPT, over flat buffers:
 //   x = wte[tokens] + positions;  per block: x += drop(attn(ln1(x)));  x += drop(mlp(ln2(x)))
 //   logits = ln_f(x) W^T (W = wte when tied);  loss = mean cross-entropy
+// A language model attends causally and predicts every next token; a masked language model attends
+// both ways and predicts only the positions given a target; a classifier pools ln_f(x) into a head.
 // Every buffer is allocated in init for at most `maxBatch` sequences of at most blockSize tokens;
 // forward and backward allocate nothing. Legend: B T C NH V L as in Kernels/.
 
@@ -19,6 +21,12 @@ public final class GPT {
   private let rotarySin: FloatBuffer?
   private let blockOffsets: [LayerOffsets]
   private let offsets: GlobalOffsets
+  /// A masked language model's last forward: the rows with a target, and those targets, side by side.
+  private let predictedRows: UnsafeMutableBufferPointer<Int32>
+  private let predictedTargets: UnsafeMutableBufferPointer<Int32>
+  private var predictedCount = 0
+  /// Every sequence whole (length T), for the bidirectional attention of a masked language model.
+  private let wholeLengths: UnsafeMutableBufferPointer<Int32>
 
   public init(shape: ModelShape, maxBatch: Int, pool: WorkerPool = .shared) {
     precondition(shape.channels % shape.heads == 0, "channels must divide into heads")
@@ -34,6 +42,10 @@ public final class GPT {
     offsets = GlobalOffsets(layout)
     acts = Activations(shape, maxBatch, threads: pool.threads)
     grads = ActivationGradients(shape, maxBatch, threads: pool.threads)
+    let predictable = shape.isMaskedLanguageModel ? maxBatch * shape.blockSize : 0
+    predictedRows = .allocate(capacity: predictable)
+    predictedTargets = .allocate(capacity: predictable)
+    wholeLengths = .allocate(capacity: shape.isMaskedLanguageModel ? maxBatch : 0)
     let (T, C, HS) = (shape.blockSize, shape.channels, shape.headSize)
     if shape.positionEncoding == .sinusoidal {
       let table = FloatBuffer(count: T * C)
@@ -50,6 +62,12 @@ public final class GPT {
     } else {
       (rotaryCos, rotarySin) = (nil, nil)
     }
+  }
+
+  deinit {
+    predictedRows.deallocate()
+    predictedTargets.deallocate()
+    wholeLengths.deallocate()
   }
 
   /// Bytes held by activations and their gradients (for the memory plan).
@@ -84,18 +102,21 @@ public final class GPT {
 
   /// Runs the language model on tokens[B, T]. With targets, returns the SUM of the B*T token
   /// losses (callers average over however many tokens they combine); without, returns 0 and only
-  /// the logits are meaningful.
+  /// the logits are meaningful. A masked language model predicts only the positions whose target is
+  /// not negative: the sum is over those, and the logits are theirs, in order ([M, V]).
   @discardableResult
   public func forward(
     tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, B: Int, T: Int,
     dropout: DropoutContext = .off
   ) -> Double {
-    precondition(shape.task == .languageModel, "forward(tokens:targets:) runs a language model; classify a classifier")
-    forwardBody(tokens: tokens, lengths: nil, B: B, T: T, dropout: dropout)
+    precondition(shape.classifier == nil, "forward(tokens:targets:) runs a language model; classify a classifier")
+    if shape.isMaskedLanguageModel { wholeLengths.update(repeating: Int32(T)) }
+    forwardBody(tokens: tokens, lengths: shape.isMaskedLanguageModel ? wholeLengths.baseAddress : nil, B: B, T: T, dropout: dropout)
     let (C, V) = (shape.channels, shape.vocabSize)
     let BT = B * T
     let a = acts
     let panels = a.weightPanels.pointer
+    if shape.isMaskedLanguageModel, let targets { return predictMasked(targets, BT) }
     Profiler.measure(.lossHead) {
       matmulForward(a.logits.pointer, a.lnf.pointer, parameters.pointer + offsets.output!, nil, BT, C, V, pool, panels: panels)
     }
@@ -103,6 +124,31 @@ public final class GPT {
     crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, targets, BT, V, pool)
     var total = 0.0
     for i in 0..<BT { total += Double(a.losses.pointer[i]) }
+    return total
+  }
+
+  /// The head and loss of the rows of lnf[BT] that have a target.
+  private func predictMasked(_ targets: UnsafePointer<Int32>, _ BT: Int) -> Double {
+    let (C, V) = (shape.channels, shape.vocabSize)
+    let a = acts
+    var M = 0
+    for i in 0..<BT where targets[i] >= 0 {
+      predictedRows[M] = Int32(i)
+      predictedTargets[M] = targets[i]
+      M += 1
+    }
+    predictedCount = M
+    guard M > 0 else { return 0 }
+    let rows = UnsafePointer(predictedRows.baseAddress!)
+    Profiler.measure(.lossHead) {
+      selectRowsForward(a.predicted.pointer, a.lnf.pointer, rows: rows, M, C)
+      matmulForward(
+        a.logits.pointer, a.predicted.pointer, parameters.pointer + offsets.output!, nil, M, C, V, pool,
+        panels: a.weightPanels.pointer)
+    }
+    crossEntropyForward(a.losses.pointer, a.lse.pointer, a.logits.pointer, predictedTargets.baseAddress!, M, V, pool)
+    var total = 0.0
+    for i in 0..<M { total += Double(a.losses.pointer[i]) }
     return total
   }
 
@@ -148,7 +194,7 @@ public final class GPT {
     let a = acts
     let o = offsets
     let panels = a.weightPanels.pointer
-    let bidirectional = shape.classifier?.attention == .bidirectional
+    let bidirectional = shape.attention == .bidirectional
 
     let positions: UnsafePointer<Float>? =
       switch shape.positionEncoding {
@@ -243,15 +289,44 @@ public final class GPT {
     let a = acts
     let output = offsets.output!
     let dlogits = a.logits.pointer
+    if shape.isMaskedLanguageModel {
+      backwardMasked(BT, lossScale: lossScale, accumulate: accumulate)
+    } else {
+      Profiler.measure(.crossEntropy, backward: true) {
+        crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
+      }
+      Profiler.measure(.lossHead, backward: true) {
+        matmulBackward(
+          grads.dln.pointer, gradients.pointer + output, nil, dlogits, a.lnf.pointer, parameters.pointer + output, BT, C,
+          V, pool, panels: a.weightPanels.pointer, accumulate: accumulate)
+      }
+    }
+    backwardBody(
+      tokens: tokens, lengths: shape.isMaskedLanguageModel ? wholeLengths.baseAddress : nil, B: B, T: T, dropout: dropout,
+      accumulate: accumulate, gradientsReady: gradientsReady)
+  }
+
+  /// The masked head's backward, from the rows the forward predicted to d(lnf) in grads.dln (zero
+  /// in the rows without a target).
+  private func backwardMasked(_ BT: Int, lossScale: Float, accumulate: Bool) {
+    let (C, V, M) = (shape.channels, shape.vocabSize, predictedCount)
+    let a = acts
+    let output = offsets.output!
+    let rows = UnsafePointer(predictedRows.baseAddress!)
+    guard M > 0 else {
+      grads.dln.pointer.update(repeating: 0, count: BT * C)
+      if !accumulate { (gradients.pointer + output).update(repeating: 0, count: V * C) }
+      return
+    }
     Profiler.measure(.crossEntropy, backward: true) {
-      crossEntropyBackwardInPlace(dlogits, a.lse.pointer, targets, scale: lossScale, BT, V, pool)
+      crossEntropyBackwardInPlace(a.logits.pointer, a.lse.pointer, predictedTargets.baseAddress!, scale: lossScale, M, V, pool)
     }
     Profiler.measure(.lossHead, backward: true) {
       matmulBackward(
-        grads.dln.pointer, gradients.pointer + output, nil, dlogits, a.lnf.pointer, parameters.pointer + output, BT, C, V,
-        pool, panels: a.weightPanels.pointer, accumulate: accumulate)
+        grads.dpredicted.pointer, gradients.pointer + output, nil, a.logits.pointer, a.predicted.pointer,
+        parameters.pointer + output, M, C, V, pool, panels: a.weightPanels.pointer, accumulate: accumulate)
+      selectRowsBackward(grads.dln.pointer, grads.dpredicted.pointer, rows: rows, M, BT, C)
     }
-    backwardBody(tokens: tokens, lengths: nil, B: B, T: T, dropout: dropout, accumulate: accumulate, gradientsReady: gradientsReady)
   }
 
   /// The classifier's backward: as `backward`, for `lossScale * (sum of sequence losses)` of the
@@ -309,7 +384,7 @@ public final class GPT {
     let d = grads
     let panels = a.weightPanels.pointer
     let o = offsets
-    let bidirectional = shape.classifier?.attention == .bidirectional
+    let bidirectional = shape.attention == .bidirectional
     let dresidual = d.residual.pointer
     dresidual.update(repeating: 0, count: BT * C)
     let last = L == 0 ? a.encoded.pointer : a.layer(L - 1, maxBatch, shape).res3

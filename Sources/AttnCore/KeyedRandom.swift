@@ -14,6 +14,8 @@ public enum RandomPurpose: UInt64 {
   case batch = 2
   case dropout = 3
   case sampling = 4
+  /// Which tokens a masked language model hides, and what it puts in their place.
+  case masking = 5
 }
 
 /// SplitMix64's finaliser: a bijective 64-bit mixer with good avalanche, cheap enough per element.

@@ -11,10 +11,13 @@ public enum AttentionKind: String, Sendable, CaseIterable {
   case causal, bidirectional
 }
 
-/// What the model puts out: next-token logits at every position, or one set of class logits per
-/// sequence, from its real tokens pooled.
+/// What the model puts out: next-token logits at every position (attending causally), logits for
+/// the hidden tokens of a masked sequence (attending both ways, as BERT's pretraining does), or one
+/// set of class logits per sequence, from its real tokens pooled.
 public enum ModelTask: Equatable, Sendable {
   case languageModel
+  /// `predictedPerSequence` of each sequence's tokens are hidden and predicted (what its cost counts).
+  case maskedLanguageModel(predictedPerSequence: Int)
   case classifier(ClassifierShape)
 }
 
@@ -69,5 +72,19 @@ extension ModelShape {
   public var classifier: ClassifierShape? {
     if case .classifier(let shape) = task { return shape }
     return nil
+  }
+
+  public var isMaskedLanguageModel: Bool {
+    if case .maskedLanguageModel = task { return true }
+    return false
+  }
+
+  /// Which keys a query sees.
+  public var attention: AttentionKind {
+    switch task {
+    case .languageModel: return .causal
+    case .maskedLanguageModel: return .bidirectional
+    case .classifier(let head): return head.attention
+    }
   }
 }

@@ -52,7 +52,7 @@ public struct ParameterLayout: Sendable {
     add("ln_f.weight", [C], .vector)
     add("ln_f.bias", [C], .vector)
     switch shape.task {
-    case .languageModel:
+    case .languageModel, .maskedLanguageModel:
       if !shape.tieEmbeddings { add("lm_head.weight", [V, C], .embedding) }
     case .classifier(let head):
       // Last in the buffer, so their gradients are final first, with ln_f's.

@@ -41,9 +41,11 @@ struct Sample: ParsableCommand {
   func run() throws {
     Launch.run(options, threadsLine: .stderr) { l in
       guard l.config.task.kind == .languageModel else {
+        let classifier = l.config.task.kind == .classification
         throw InputError(
-          file: l.config.sourcePath, field: "task.kind", problem: "sample generates text with a language model; this run is a classifier",
-          hint: "use attn-train eval (and predict) for a classifier")
+          file: l.config.sourcePath, field: "task.kind",
+          problem: "sample generates text token by token with a (causal) language model; this run is a \(classifier ? "classifier" : "masked language model")",
+          hint: classifier ? "use attn-train eval (and predict) for a classifier" : "use attn-train eval for its dev loss, or fine-tune a classifier from it (training.init_from)")
       }
       let loaded = try CheckpointedModel(
         config: l.config, run: l.run, log: l.log, checkpointName: checkpoint, maxBatch: 1)

@@ -140,7 +140,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(
       #""data": {"train_path": "t.tsv", "format": "tsv"}, "model": {"attention": "causal"}, "task": {"kind": "classification", "pooling": "first"}"#,
       "task.pooling", "the first token sees nothing after it"),
-    BadConfig(#""task": {"kind": "classifier"}"#, "task.kind", "\"language_model\", \"classification\""),
+    BadConfig(#""task": {"kind": "classifier"}"#, "task.kind", "\"language_model\", \"masked_language_model\", \"classification\""),
     BadConfig(#""task": {"label_smoothing": 1}"#, "task.label_smoothing", "at least 0 and below 1"),
     BadConfig(#""task": {"class_weights": "even"}"#, "task.class_weights", "expected \"balanced\", an object of label: weight, or null"),
     BadConfig(#""task": {"class_weights": {}}"#, "task.class_weights", "found an empty object"),
@@ -148,6 +148,26 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(#""task": {"class_weights": {"pos": 0}}"#, "task.class_weights", "the weight of label \"pos\": must be > 0"),
     BadConfig(#""task": {"labels": ["a", "a"]}"#, "task.labels", "lists a label twice"),
     BadConfig(#""training": {"patience": 0}"#, "training.patience", "= 0", "an integer >= 1"),
+    BadConfig(#""task": {"mask_probability": 0.2}"#, "task.mask_probability", "only to task.kind \"masked_language_model\""),
+    BadConfig(#""task": {"kind": "masked_language_model", "mask_probability": 1}"#, "task.mask_probability", "above 0 and below 1"),
+    BadConfig(#""model": {"attention": "causal"}, "task": {"kind": "masked_language_model"}"#, "model.attention", "attends bidirectionally"),
+    BadConfig(#""task": {"kind": "masked_language_model", "pooling": "mean"}"#, "task.pooling", "only to task.kind \"classification\""),
+    BadConfig(#""training": {"best_metric": "accuracy"}, "task": {"kind": "masked_language_model"}"#, "training.best_metric", "dev loss only"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": "[MASK]"}}"#,
+      "data.tokenizer", "a list of strings"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]", "[MASK]"]}}"#,
+      "data.tokenizer", "lists \"[MASK]\" twice"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["<|endoftext|>"]}}"#,
+      "data.tokenizer", "every learned BPE has already"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 258, "special_tokens": ["[MASK]", "[CLS]"]}}"#,
+      "data.tokenizer", "259...16777216", "the 2 special tokens"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "path": "t.json", "special_tokens": ["[MASK]"]}}"#,
+      "data.tokenizer", "a tokenizer file brings its own"),
   ]
 
   static let wholeFile = [

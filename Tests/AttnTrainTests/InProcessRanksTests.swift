@@ -25,10 +25,21 @@ import Testing
     let parameterBits: [UInt32]
   }
 
-  static func train(ranks: Int, reduceDuringBackward: Bool = true, steps: Int = 12) throws -> [Curve] {
-    let sections = Self.sections(reduceDuringBackward: reduceDuringBackward)
+  /// A masked language model on Tiny Shakespeare with a learned BPE that has [MASK]: the masking is
+  /// keyed by global sample too, and a step's loss is a mean over a count no rank has to be told.
+  static let maskedSections = (
+    sections: sections(reduceDuringBackward: true) + #", "task": {"kind": "masked_language_model", "mask_probability": 0.2}"#,
+    data: """
+      {"train_path": "\(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("data/tinyshakespeare/input.txt").path)",
+       "tokenizer": {"kind": "bpe", "vocab_size": 320, "special_tokens": ["[MASK]"]}}
+      """
+  )
+
+  static func train(ranks: Int, reduceDuringBackward: Bool = true, steps: Int = 12, masked: Bool = false) throws -> [Curve] {
+    let sections = masked ? Self.maskedSections.sections : Self.sections(reduceDuringBackward: reduceDuringBackward)
     return try InProcessCommunicator.run(ranks: ranks) { communicator in
-      let setup = try InProcessTrainer(sections, communicator: communicator)
+      let setup = try InProcessTrainer(sections, dataSection: masked ? Self.maskedSections.data : nil, communicator: communicator)
       defer { setup.remove() }
       var losses: [Double] = []
       for step in 0..<steps {
@@ -48,6 +59,16 @@ import Testing
     // reduce-scatter adds the ranks' terms, the norm is a sum of the ranks' parts): rounding only,
     // ~1e-7 relative in a gradient, which stays far below 1e-5 over 12 steps at this learning rate.
     // A wrong split, scale or dropout key moves the loss by 1e-4 relative or more from the first step.
+    for (step, (one, many)) in zip(single.losses, curves[0].losses).enumerated() {
+      #expect(abs(one - many) <= 1e-5 * abs(one), "step \(step): 1 rank \(one), \(ranks) ranks \(many)")
+    }
+  }
+
+  @Test(arguments: [2, 4])
+  func aMaskedLanguageModelAtNRanksTrainsTheCurveOfOne(ranks: Int) throws {
+    let single = try #require(try Self.train(ranks: 1, masked: true).first)
+    let curves = try Self.train(ranks: ranks, masked: true)
+    #expect(curves.allSatisfy { $0 == curves[0] })
     for (step, (one, many)) in zip(single.losses, curves[0].losses).enumerated() {
       #expect(abs(one - many) <= 1e-5 * abs(one), "step \(step): 1 rank \(one), \(ranks) ranks \(many)")
     }

@@ -8,7 +8,7 @@ import AttnCore
 import Foundation
 
 /// Which tokenizer a run uses (data.tokenizer): "char", "byte", {"kind": "bpe", "path": FILE} or
-/// {"kind": "bpe", "vocab_size": N}.
+/// {"kind": "bpe", "vocab_size": N, "special_tokens": [...]}.
 public enum TokenizerSpec: Equatable, Sendable {
   case char
   case byte
@@ -16,8 +16,8 @@ public enum TokenizerSpec: Equatable, Sendable {
   /// Face tokenizer.json, or GPT-2's vocab.json with merges.txt beside it.
   case bpe(path: String)
   /// A byte-level BPE of this many ids learned from the training text, kept as the run directory's
-  /// tokenizer.json.
-  case trainedBPE(vocabularySize: Int)
+  /// tokenizer.json; its special tokens are <|endoftext|> and these (such as "[MASK]", "[CLS]").
+  case trainedBPE(vocabularySize: Int, specialTokens: [String] = [])
 
   public var kind: TokenizerKind {
     switch self {
@@ -134,6 +134,7 @@ public struct DataConfig: Equatable, Sendable {
 
 public enum TaskKind: String, CaseIterable, Sendable {
   case languageModel = "language_model"
+  case maskedLanguageModel = "masked_language_model"
   case classification
 }
 
@@ -179,6 +180,8 @@ public struct TaskConfig: Equatable, Sendable {
   public var labelSmoothing = 0.0
   /// nil: every class weighs 1.
   public var classWeights: ClassWeights?
+  /// Masked language model: the share of each sequence's tokens hidden and predicted.
+  public var maskProbability = 0.0
 
   public init() { ConfigSchema.task.setDefaults(&self) }
 }

@@ -331,8 +331,12 @@ extension ConfigField {
         case .char: return .string("char")
         case .byte: return .string("byte")
         case .bpe(let file): return .object([(key: "kind", value: .string("bpe")), (key: "path", value: .string(file))])
-        case .trainedBPE(let size):
-          return .object([(key: "kind", value: .string("bpe")), (key: "vocab_size", value: JSONValue(integer: size))])
+        case .trainedBPE(let size, let specials):
+          var members: [(key: String, value: JSONValue)] = [
+            (key: "kind", value: .string("bpe")), (key: "vocab_size", value: JSONValue(integer: size)),
+          ]
+          if !specials.isEmpty { members.append((key: "special_tokens", value: .array(specials.map { .string($0) }))) }
+          return .object(members)
         }
       },
       decode: { section, json, base in section[keyPath: path] = try readTokenizer(json, base) },
@@ -421,7 +425,7 @@ private func readNumber(_ value: JSONValue, _ range: NumberRange) throws -> Doub
 }
 
 private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerSpec {
-  let expected = #"expected "char", "byte", {"kind": "bpe", "path": "<tokenizer file>"} or {"kind": "bpe", "vocab_size": N}"#
+  let expected = #"expected "char", "byte", {"kind": "bpe", "path": "<tokenizer file>"} or {"kind": "bpe", "vocab_size": N} (with an optional "special_tokens": ["[MASK]", ...])"#
   switch value {
   case .string("char"): return .char
   case .string("byte"): return .byte
@@ -431,7 +435,7 @@ private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerS
     let hint = nearestMatch(to: name, in: ["char", "byte"]).map { #"; did you mean ""# + $0 + #""?"# } ?? ""
     throw FieldProblem(expected + hint)
   case .object(let members):
-    if let unknown = members.first(where: { !["kind", "path", "vocab_size"].contains($0.key) }) {
+    if let unknown = members.first(where: { !["kind", "path", "vocab_size", "special_tokens"].contains($0.key) }) {
       throw FieldProblem(#"unknown key ""# + unknown.key + #"": "# + expected)
     }
     guard members.first(where: { $0.key == "kind" })?.value == .string("bpe") else {
@@ -439,13 +443,21 @@ private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerS
     }
     let file = members.first { $0.key == "path" }?.value
     let size = members.first { $0.key == "vocab_size" }?.value
+    let specials = try members.first { $0.key == "special_tokens" }.map { try readSpecialTokens($0.value) }
     switch (file, size) {
-    case (let file?, nil): return .bpe(path: try readPath(file, base, orNull: false))
-    case (nil, let size?):
-      guard let n = size.exactInt, (257...16_777_216).contains(n) else {
-        throw FieldProblem(#""vocab_size" must be an integer in 257...16777216 (256 bytes, merges and <|endoftext|>)"#)
+    case (let file?, nil):
+      guard specials == nil else {
+        throw FieldProblem(#""special_tokens" names the extra tokens of a BPE learned from the text ("vocab_size"); a tokenizer file brings its own"#)
       }
-      return .trainedBPE(vocabularySize: n)
+      return .bpe(path: try readPath(file, base, orNull: false))
+    case (nil, let size?):
+      let specials = specials ?? []
+      let least = 257 + specials.count
+      guard let n = size.exactInt, (least...16_777_216).contains(n) else {
+        throw FieldProblem(#""vocab_size" must be an integer in "# + "\(least)...16777216 (256 bytes, merges, <|endoftext|>"
+          + (specials.isEmpty ? ")" : " and the \(specials.count) special tokens)"))
+      }
+      return .trainedBPE(vocabularySize: n, specialTokens: specials)
     case (nil, nil):
       throw FieldProblem(#"needs "path" (a tokenizer file: .tiktoken, tokenizer.json, or vocab.json with merges.txt beside it) or "vocab_size" (to learn one from the training text)"#)
     case (_?, _?):
@@ -454,6 +466,24 @@ private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerS
   default:
     throw FieldProblem("\(expected), found \(value.kindName)")
   }
+}
+
+/// A learned BPE's extra special tokens: distinct, non-empty strings other than <|endoftext|>.
+private func readSpecialTokens(_ value: JSONValue) throws -> [String] {
+  guard case .array(let items) = value else {
+    throw FieldProblem(#""special_tokens" must be a list of strings such as ["[MASK]"], found "# + value.kindName)
+  }
+  var texts: [String] = []
+  for item in items {
+    guard case .string(let text) = item, !text.isEmpty else {
+      throw FieldProblem(#""special_tokens" must hold non-empty strings, found "# + item.description)
+    }
+    guard text != "<|endoftext|>", !texts.contains(text) else {
+      throw FieldProblem(#""special_tokens" lists "# + text.debugDescription + (text == "<|endoftext|>" ? ", which every learned BPE has already" : " twice"))
+    }
+    texts.append(text)
+  }
+  return texts
 }
 
 private func readPath(_ value: JSONValue, _ base: URL, orNull: Bool) throws -> String {

@@ -18,7 +18,7 @@ enum ConfigSchema {
       .choice("position_encoding", \.positionEncoding, default: .learned, "`\"learned\"`: a trained table of positions (`wpe`). `\"sinusoidal\"`: fixed sin/cos added to the embeddings; needs an even `n_embd`. `\"rope\"`: rotary encoding of queries and keys; needs an even head size `n_embd / n_head`."),
       .bool("tie_embeddings", \.tieEmbeddings, default: true, "Reuse the token embedding `wte` as the output layer; `false` gives the model a separate `lm_head`."),
       .optionalInt("vocab_size", \.vocabSize, 1...16_777_216, "Pads the vocabulary to this many ids (as nanoGPT pads GPT-2's 50257 to 50304); the extra ids never occur in the data. At least the tokenizer's vocabulary (checked when the data is loaded).", null: "exactly the tokenizer's vocabulary."),
-      .optionalChoice("attention", \.attention, "`\"causal\"`: a token sees those before it (a decoder); `\"bidirectional\"`: every real token of its sequence (an encoder, for classification only).", null: "causal for a language model, bidirectional for classification."),
+      .optionalChoice("attention", \.attention, "`\"causal\"`: a token sees those before it (a decoder); `\"bidirectional\"`: every real token of its sequence (an encoder: for classification and the masked language model).", null: "causal for a language model, bidirectional for the masked language model and classification."),
     ])
   }
 
@@ -86,7 +86,7 @@ enum ConfigSchema {
       .double("train_fraction", \.trainFraction, default: 0.9, .openUnitInterval, "Without `dev_path`: the share of the training text used for training; the rest is the dev split. Text files are cut at a character of all of them together (one file: nanoGPT's split), JSONL at a document. Setting it together with `dev_path` is an error, since it would have no effect."),
       .choice("format", \.format, default: .text, "`\"text\"`: each file is one document. `\"jsonl\"`: each line is a JSON object whose `text_field` holds one document (and, for classification, `task.label_field` its label). `\"tsv\"`, `\"csv\"`: a header row naming the columns, then an example per row (a language model reads each row's `text_field` as a document, other columns unread, and needs `dev_path`); a field that starts with `\"` is quoted (`\"\"` inside is a quote). With a BPE tokenizer, documents are separated by its `<|endoftext|>`."),
       .string("text_field", \.textField, default: "text", "The key of each JSONL line's text, or the column of a TSV or CSV row's."),
-      .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it."),
+      .tokenizer("tokenizer", \.tokenizer, "`\"char\"`: one token per distinct character (Unicode scalar) of the train and dev texts. `\"byte\"`: one token per byte value, 256 in all. `{\"kind\": \"bpe\", \"path\": FILE}`: a byte-level BPE read from FILE, which may be a tiktoken ranks file (`.tiktoken`; GPT-2's ships as `data/tokenizers/gpt2.tiktoken`), a Hugging Face `tokenizer.json`, or GPT-2's `vocab.json` with `merges.txt` beside it. `{\"kind\": \"bpe\", \"vocab_size\": N}`: a byte-level BPE of N ids learned from the training split on first use and kept as `<run_dir>/tokenizer.json`; `\"special_tokens\": [\"[MASK]\", ...]` adds special tokens after `<|endoftext|>` (within the N)."),
       .optionalPath("prepared_dir", \.preparedDirectory, "Where the token shards are kept (`attn-train prepare` writes them; training and `eval` prepare them first when they are missing). `null`: the run directory's `data/`. Runs on the same data and tokenizer may share one.").fixedOnResume(false),
       .double("shard_mb", \.shardMB, default: 256, .positive, "MiB of source text per token shard (a shard is encoded by one rank; smaller shards spread preparation over more ranks)."),
     ])
@@ -95,7 +95,7 @@ enum ConfigSchema {
   // swift-format-ignore
   static var task: ConfigSection<TaskConfig> {
     ConfigSection("task", fixedOnResume: true, [
-      .choice("kind", \.kind, default: .languageModel, "`\"language_model\"`: predict the next token. `\"classification\"`: predict one label per example (TSV, CSV or JSONL data), reporting dev accuracy."),
+      .choice("kind", \.kind, default: .languageModel, "`\"language_model\"`: predict the next token. `\"masked_language_model\"`: hide some tokens of each window and predict them from both sides, as BERT is pretrained (an encoder to fine-tune a classifier from; the tokenizer needs a `[MASK]` token). `\"classification\"`: predict one label per example (TSV, CSV or JSONL data), reporting dev accuracy."),
       .string("label_field", \.labelField, default: "label", "Classification: the label's column (TSV, CSV) or key (JSONL); labels may be strings or integers."),
       .optionalStrings("labels", \.labels, "Classification: the labels in id order; a label outside the list is an error.", null: "the training data's labels, sorted (as numbers when all are integers)."),
       .optionalInt("num_classes", \.numClasses, 2...65536, "Classification: must equal the number of labels.", null: "the number of labels."),
@@ -103,6 +103,7 @@ enum ConfigSchema {
       .int("hidden_size", \.hiddenSize, default: 0, 0...65536, "Classification: width of a hidden layer (GELU, then `model.dropout`) before the class logits; 0 for none."),
       .choice("truncate", \.truncate, default: .end, "Classification: an example longer than `block_size` loses its `\"end\"` (the start is kept) or its `\"start\"`."),
       .double("label_smoothing", \.labelSmoothing, default: 0, .zeroToBelowOne, "Classification: train toward (1 - e) on the true label and e / classes on every class, instead of all on the true label. Dev loss is reported without it."),
+      .double("mask_probability", \.maskProbability, default: 0.15, .openUnitInterval, "Masked language model: the share of each window's tokens to predict, round(p x block_size) positions (at least 1) drawn from (seed, step, sample); each is replaced by `[MASK]` 80% of the time, by a random token 10%, kept 10%, as BERT's. The dev windows are masked alike, the same way at every evaluation."),
       .classWeights("class_weights", \.classWeights, "Classification: each example's loss is multiplied by its label's weight (the step's loss stays a mean over examples). `\"balanced\"`: examples / (classes x examples of the label), from the training set. An object `{\"label\": weight, ...}`: the labels named, others 1."),
     ])
   }

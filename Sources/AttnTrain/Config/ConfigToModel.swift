@@ -7,8 +7,11 @@ extension Config {
   /// The model for a tokenizer of `vocabSize` ids (padded to model.vocab_size when that is set). A
   /// classifier's class count must be settled (task.num_classes, set from the data's labels).
   public func modelShape(vocabSize: Int) -> ModelShape {
-    var modelTask = ModelTask.languageModel
-    if task.kind == .classification {
+    let modelTask: ModelTask
+    switch task.kind {
+    case .languageModel: modelTask = .languageModel
+    case .maskedLanguageModel: modelTask = .maskedLanguageModel(predictedPerSequence: maskedPerSequence)
+    case .classification:
       guard let classes = task.numClasses else { preconditionFailure("task.num_classes is settled when the data is loaded") }
       modelTask = .classifier(ClassifierShape(classes: classes, pooling: pooling, attention: attention, hidden: task.hiddenSize))
     }
@@ -19,7 +22,13 @@ extension Config {
   }
 
   /// model.attention, or the task's own.
-  public var attention: AttentionKind { model.attention ?? (task.kind == .classification ? .bidirectional : .causal) }
+  public var attention: AttentionKind { model.attention ?? (task.kind == .languageModel ? .causal : .bidirectional) }
+
+  /// A masked language model's predicted positions per window: round(mask_probability x block_size),
+  /// at least 1.
+  public var maskedPerSequence: Int {
+    min(model.blockSize, max(1, Int((task.maskProbability * Double(model.blockSize)).rounded())))
+  }
 
   /// task.pooling, or the natural one for the attention.
   public var pooling: Pooling { task.pooling ?? (attention == .causal ? .last : .mean) }

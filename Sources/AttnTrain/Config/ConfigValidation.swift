@@ -26,10 +26,20 @@ extension Config {
   private func checkTask() throws {
     let t = task
     let defaults = TaskConfig()
+    if t.kind != .maskedLanguageModel && t.maskProbability != defaults.maskProbability {
+      throw fail("task.mask_probability", JSONValue(number: t.maskProbability), "applies only to task.kind \"masked_language_model\"; remove it or set the task")
+    }
     switch t.kind {
-    case .languageModel:
-      if model.attention == .bidirectional {
-        throw fail("model.attention", .string("bidirectional"), "a language model predicts the next token, so it must attend causally; bidirectional attention is for task.kind \"classification\"")
+    case .languageModel, .maskedLanguageModel:
+      if t.kind == .languageModel && model.attention == .bidirectional {
+        throw fail("model.attention", .string("bidirectional"), "a language model predicts the next token, so it must attend causally; bidirectional attention is for task.kind \"masked_language_model\" and \"classification\"")
+      }
+      if t.kind == .maskedLanguageModel, let problem = Self.maskTokenProblem(data.tokenizer) {
+        let written = ConfigSchema.sections.first { $0.name == "data" }!.encode(self).first { $0.key == "tokenizer" }!.value
+        throw fail("data.tokenizer", written, problem)
+      }
+      if t.kind == .maskedLanguageModel && model.attention == .causal {
+        throw fail("model.attention", .string("causal"), "a masked language model predicts hidden tokens from both sides, so it attends bidirectionally; remove the key or set \"bidirectional\"")
       }
       let classificationKeys: [(String, Bool)] = [
         ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
@@ -55,6 +65,21 @@ extension Config {
       if t.pooling == .first && model.attention == .causal {
         throw fail("task.pooling", .string("first"), "with causal attention the first token sees nothing after it; use \"last\" or \"mean\", or bidirectional attention")
       }
+    }
+  }
+
+  /// Why a masked language model cannot have this tokenizer, when the config alone tells: char and
+  /// byte tokenizers have no [MASK] token, and a learned BPE has one only when special_tokens lists
+  /// it. (A tokenizer file is checked when it is read.)
+  private static func maskTokenProblem(_ tokenizer: TokenizerSpec) -> String? {
+    let fix = #"learn a BPE with one: {"kind": "bpe", "vocab_size": N, "special_tokens": ["[MASK]"]}"#
+    switch tokenizer {
+    case .char, .byte:
+      return "a masked language model hides tokens behind a [MASK] token, which a \(tokenizer.kind.rawValue) tokenizer does not have; \(fix)"
+    case .trainedBPE(_, let specials) where !specials.contains(TokenMasking.maskToken):
+      return #"a masked language model hides tokens behind a [MASK] token: add "special_tokens": ["[MASK]"] to this learned BPE"#
+    case .bpe, .trainedBPE:
+      return nil
     }
   }
 

@@ -374,10 +374,10 @@ extension CorpusSources {
       var seen = Set<Unicode.Scalar>()
       try forEachText(of: nil) { seen.formUnion(String(decoding: $0, as: UTF8.self).unicodeScalars) }
       return Tokenizer(characters: seen.sorted { $0.value < $1.value })
-    case .trainedBPE(let size):
+    case .trainedBPE(let size, let specials):
       var texts: [String] = []
       try forEachText(of: .train, limit: Self.learningLimit) { texts.append(String(decoding: $0, as: UTF8.self)) }
-      return Tokenizer(try BytePairEncoding.train(on: texts, vocabularySize: size))
+      return Tokenizer(try BytePairEncoding.train(on: texts, vocabularySize: size, specialTokens: specials))
     }
   }
 

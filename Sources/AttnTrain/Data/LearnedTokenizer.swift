@@ -13,7 +13,7 @@ extension Tokenizer {
   public static func learned(
     for config: Config, file: String, log: RunLog, trainingTexts: (() throws -> [String])? = nil
   ) throws -> Tokenizer? {
-    guard case .trainedBPE(let size) = config.data.tokenizer else { return nil }
+    guard case .trainedBPE(let size, let specials) = config.data.tokenizer else { return nil }
     if FileManager.default.fileExists(atPath: file) {
       let tokenizer = Tokenizer(try BytePairEncoding.load(path: file))
       guard tokenizer.vocabSize == size else {
@@ -22,12 +22,18 @@ extension Tokenizer {
           problem: "this learned tokenizer has \(tokenizer.vocabSize) ids, the config asks for vocab_size \(size)",
           hint: "move the file away to learn a new one, or set vocab_size to \(tokenizer.vocabSize)")
       }
+      if let missing = specials.first(where: { tokenizer.specialID($0) == nil }) {
+        throw InputError(
+          file: file, field: "data.tokenizer",
+          problem: "this learned tokenizer has no special token \(missing.debugDescription), which the config's special_tokens lists",
+          hint: "move the file away to learn a new one, or remove it from special_tokens")
+      }
       log.say("tokenizer: \(file) (byte-level BPE, \(size) ids)")
       return tokenizer
     }
     let clock = Stopwatch()
     let tokenizer =
-      try trainingTexts.map { Tokenizer(try BytePairEncoding.train(on: try $0(), vocabularySize: size)) }
+      try trainingTexts.map { Tokenizer(try BytePairEncoding.train(on: try $0(), vocabularySize: size, specialTokens: specials)) }
       ?? CorpusSources(config.data, tokenizer: .bpe).makeTokenizer(config.data.tokenizer)
     try replaceFileAtomically(path: file, contents: Data(tokenizer.bytePairEncoding!.huggingFaceJSON.prettyPrinted().utf8))
     log.say(String(format: "tokenizer: learned %d ids from the training text in %.1f s, saved as %@", tokenizer.vocabSize, clock.seconds, file))

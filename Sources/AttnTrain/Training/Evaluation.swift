@@ -1,6 +1,7 @@
 // Loss on the whole dev split: every window once, in order, shared contiguously between ranks and
 // summed with one allreduce, so the figure is the same at any number of processes (up to float
-// rounding of the final sum). Training evaluates its live model; `attn-train eval` a checkpoint.
+// rounding of the final sum). A masked language model's windows are masked by their number, the same
+// way at every evaluation. Training evaluates its live model; `attn-train eval` a checkpoint.
 
 import AttnCore
 import AttnDist
@@ -26,25 +27,30 @@ public final class Evaluator {
   private let stream: TokenStream
   private let tokens: UnsafeMutablePointer<Int32>
   private let targets: UnsafeMutablePointer<Int32>
+  private let masking: TokenMasking?
+  private let positions: UnsafeMutablePointer<Int32>
   /// The bytes of original text each token id stands for (Tokenizer.bytesPerToken()).
   private let bytesPerToken: [Int32]
   private let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 3)
 
   /// `maxTokens` (training.eval_tokens): evaluate only the windows within the first this many
   /// tokens; nil evaluates the whole split.
-  public init(model: GPT, dev: TokenStream, bytesPerToken: [Int32], maxTokens: Int? = nil) {
+  public init(model: GPT, dev: TokenStream, bytesPerToken: [Int32], maxTokens: Int? = nil, masking: TokenMasking? = nil) {
     self.model = model
     self.bytesPerToken = bytesPerToken
+    self.masking = masking
     let T = model.shape.blockSize
     windows = DevWindows(tokenCount: min(dev.count, maxTokens ?? Int.max), sequenceLength: T)
     stream = dev
     tokens = .allocate(capacity: model.maxBatch * T)
     targets = .allocate(capacity: model.maxBatch * T)
+    positions = .allocate(capacity: T)
   }
 
   deinit {
     tokens.deallocate()
     targets.deallocate()
+    positions.deallocate()
     sums.deallocate()
   }
 
@@ -55,19 +61,27 @@ public final class Evaluator {
     let batches = (mine.count + model.maxBatch - 1) / model.maxBatch
     var lossSum = 0.0
     var byteCount = 0
+    var predicted = 0
     var start = mine.lowerBound
     while start < mine.upperBound {
       let batch = start..<min(start + model.maxBatch, mine.upperBound)
       try windows.fill(tokens: tokens, targets: targets, from: stream, vocabularySize: bytesPerToken.count, windows: batch)
+      if let masking {
+        for (b, window) in batch.enumerated() {
+          masking.apply(
+            tokens: tokens + b * T, targets: targets + b * T, T: T, key: masking.key(devWindow: window), positions: positions)
+        }
+      }
       lossSum += model.forward(tokens: tokens, targets: targets, B: batch.count, T: T)
-      for i in 0..<(batch.count * T) where bytesPerToken.indices.contains(Int(targets[i])) {
-        byteCount += Int(bytesPerToken[Int(targets[i])])
+      for i in 0..<(batch.count * T) where targets[i] >= 0 {
+        predicted += 1
+        if bytesPerToken.indices.contains(Int(targets[i])) { byteCount += Int(bytesPerToken[Int(targets[i])]) }
       }
       start = batch.upperBound
       progress((start - mine.lowerBound + model.maxBatch - 1) / model.maxBatch, batches)
     }
     sums[0] = lossSum
-    sums[1] = Double(mine.count * T)
+    sums[1] = Double(predicted)
     sums[2] = Double(byteCount)
     try communicator.allreduceSum(sums)
     return EvaluationResult(loss: sums[0] / sums[1], tokens: Int(sums[1]), bytes: Int(sums[2]))
@@ -101,7 +115,8 @@ public struct CheckpointEvaluation {
       config, directory: run.preparedDirectory(for: config), tokenizer: loaded.checkpoint.tokenizer,
       learnedTokenizerFile: run.learnedTokenizerFile, communicator: communicator, log: log)
     result = try Evaluator(
-      model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens
+      model: loaded.model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens,
+      masking: TokenMasking(checkpoint.config, tokenizer: data.tokenizer)
     ).evaluate(communicator, progress: log.progressReporter("evaluating dev"))
     classification = nil
   }

@@ -82,7 +82,8 @@ public struct Pretrained {
     case .char: matches = theirs.kind == .char
     case .byte: matches = theirs.kind == .byte
     case .bpe(let file): matches = theirs == Tokenizer(try BytePairEncoding.load(path: file, field: "data.tokenizer"))
-    case .trainedBPE(let size): matches = theirs.kind == .bpe && theirs.vocabSize == size
+    case .trainedBPE(let size, let specials):
+      matches = theirs.kind == .bpe && theirs.vocabSize == size && specials.allSatisfy { theirs.specialID($0) != nil }
     }
     guard matches else {
       throw InputError(

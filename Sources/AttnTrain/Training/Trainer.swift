@@ -59,7 +59,7 @@ public final class Trainer {
     schedule = config.learningRateSchedule
     switch data {
     case .text(let text):
-      task = LanguageModelTask(model: model, data: text, plan: plan, config: config, activity: activity)
+      task = try LanguageModelTask(model: model, data: text, plan: plan, config: config, activity: activity)
     case .labeled(let labeled):
       task = try ClassificationTask(model: model, data: labeled, plan: plan, config: config, activity: activity)
     }

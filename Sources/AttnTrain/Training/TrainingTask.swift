@@ -1,5 +1,6 @@
 // What a training step computes, by task: a language model reads token windows and predicts every
-// next token; a classifier reads whole examples and predicts one label each. The trainer (Trainer.swift)
+// next token (a masked one: the tokens hidden in each window); a classifier reads whole examples and
+// predicts one label each. The trainer (Trainer.swift)
 // runs the loop, the data-parallel step, the optimizer and the checkpoints the same way for both.
 
 import AttnCore
@@ -52,28 +53,34 @@ final class LanguageModelTask: TrainingTask {
   private let plan: BatchPlan
   private let sampler: BatchSampler
   private let evaluator: Evaluator
-  private let tokens, targets: UnsafeMutablePointer<Int32>
+  private let masking: TokenMasking?
+  private let tokens, targets, positions: UnsafeMutablePointer<Int32>
   private let activity: RankActivity?
 
-  init(model: GPT, data: TextData, plan: BatchPlan, config: Config, activity: RankActivity?) {
+  init(model: GPT, data: TextData, plan: BatchPlan, config: Config, activity: RankActivity?) throws {
     self.activity = activity
     self.model = model
     self.data = data
     self.plan = plan
     let T = model.shape.blockSize
+    masking = try TokenMasking(config, tokenizer: data.tokenizer)
     sampler = BatchSampler(seed: config.training.seed, sequenceLength: T, tokenCount: data.train.count)
     evaluator = Evaluator(
-      model: model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens)
+      model: model, dev: data.dev, bytesPerToken: data.tokenizer.bytesPerToken(), maxTokens: config.training.evalTokens,
+      masking: masking)
     tokens = .allocate(capacity: plan.sequencesPerRank * T)
     targets = .allocate(capacity: plan.sequencesPerRank * T)
+    positions = .allocate(capacity: T)
   }
 
   deinit {
     tokens.deallocate()
     targets.deallocate()
+    positions.deallocate()
   }
 
-  var unitsPerStep: Int { plan.tokensPerStep }
+  /// Tokens predicted in a step: every one, or a masked model's hidden ones.
+  var unitsPerStep: Int { masking.map { plan.examplesPerStep * $0.predictedPerSequence } ?? plan.tokensPerStep }
 
   func microStep(
     _ step: Int, _ micro: Int, firstSample: Int, lossScale: Float, dropout: DropoutContext, accumulate: Bool,
@@ -83,6 +90,12 @@ final class LanguageModelTask: TrainingTask {
     try sampler.fill(
       tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
       microStep: micro, firstSample: firstSample, count: B)
+    if let masking {
+      for b in 0..<B {
+        let key = masking.key(step: step, microStep: micro, globalSample: firstSample + b)
+        masking.apply(tokens: tokens + b * T, targets: targets + b * T, T: T, key: key, positions: positions)
+      }
+    }
     activity?.begin(.forward, step: step + 1)
     let loss = model.forward(tokens: tokens, targets: targets, B: B, T: T, dropout: dropout)
     activity?.begin(.backward, step: step + 1)

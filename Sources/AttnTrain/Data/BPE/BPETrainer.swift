@@ -6,10 +6,12 @@
 // pair comes from a heap whose stale entries are skipped, so a merge costs what it changes.
 
 extension BytePairEncoding {
-  /// A vocabulary of `vocabularySize` ids: the 256 bytes, the merges learned from `texts`, and
-  /// <|endoftext|> last. Stops early, with a smaller vocabulary, when no pair occurs twice.
-  public static func train(on texts: [String], vocabularySize: Int) throws -> BytePairEncoding {
-    precondition(vocabularySize >= 257, "256 byte tokens and <|endoftext|> at least")
+  /// A vocabulary of `vocabularySize` ids: the 256 bytes, the merges learned from `texts`, then
+  /// <|endoftext|> and `specialTokens` (such as "[MASK]") in the order given. Stops early, with a
+  /// smaller vocabulary, when no pair occurs twice.
+  public static func train(on texts: [String], vocabularySize: Int, specialTokens: [String] = []) throws -> BytePairEncoding {
+    let specials = ["<|endoftext|>"] + specialTokens
+    precondition(vocabularySize >= 256 + specials.count, "256 byte tokens and the special tokens at least")
     var corpus = WordCounts()
     for var text in texts { text.withUTF8 { corpus.add($0) } }
     var words = corpus.words
@@ -30,7 +32,7 @@ extension BytePairEncoding {
     var tokenBytes = (0..<256).map { [UInt8($0)] }
     var merges: [(Int32, Int32)] = []
     var visited = [Int32](repeating: -1, count: words.count)
-    while tokenBytes.count < vocabularySize - 1, let (count, pair) = heap.popMax(current: pairCounts) {
+    while tokenBytes.count < vocabularySize - specials.count, let (count, pair) = heap.popMax(current: pairCounts) {
       guard count >= 2 else { break }
       let (left, right) = (Int32(truncatingIfNeeded: pair >> 32), Int32(truncatingIfNeeded: pair))
       let merged = Int32(tokenBytes.count)
@@ -73,9 +75,10 @@ extension BytePairEncoding {
         if c <= 0 { pairCounts[p] = nil } else { heap.push(c, p) }
       }
     }
-    let special = (text: "<|endoftext|>", id: Int32(tokenBytes.count))
+    let ids = specials.indices.map { Int32(tokenBytes.count + $0) }
     return try BytePairEncoding(
-      tokenBytes: tokenBytes + [Array(special.text.utf8)], merges: merges, specialTokens: [special])
+      tokenBytes: tokenBytes + specials.map { Array($0.utf8) }, merges: merges,
+      specialTokens: zip(specials, ids).map { (text: $0, id: $1) })
   }
 
   private static func key(_ left: Int32, _ right: Int32) -> UInt64 { UInt64(UInt32(left)) << 32 | UInt64(UInt32(right)) }
