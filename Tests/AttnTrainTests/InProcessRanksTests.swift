@@ -28,7 +28,7 @@ import Testing
   /// A masked language model on Tiny Shakespeare with a learned BPE that has [MASK]: the masking is
   /// keyed by global sample too, and a step's loss is a mean over a count no rank has to be told.
   static let maskedSections = (
-    sections: sections(reduceDuringBackward: true) + #", "task": {"kind": "masked_language_model", "mask_probability": 0.2}"#,
+    task: #", "task": {"kind": "masked_language_model", "mask_probability": 0.2}"#,
     data: """
       {"train_path": "\(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("data/tinyshakespeare/input.txt").path)",
@@ -37,7 +37,7 @@ import Testing
   )
 
   static func train(ranks: Int, reduceDuringBackward: Bool = true, steps: Int = 12, masked: Bool = false) throws -> [Curve] {
-    let sections = masked ? Self.maskedSections.sections : Self.sections(reduceDuringBackward: reduceDuringBackward)
+    let sections = Self.sections(reduceDuringBackward: reduceDuringBackward) + (masked ? Self.maskedSections.task : "")
     return try InProcessCommunicator.run(ranks: ranks) { communicator in
       let setup = try InProcessTrainer(sections, dataSection: masked ? Self.maskedSections.data : nil, communicator: communicator)
       defer { setup.remove() }
