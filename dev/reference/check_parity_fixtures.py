@@ -3,20 +3,25 @@ Self-checks for the parity fixtures and the reference (run after make_parity_fix
 
     python3 dev/reference/check_parity_fixtures.py [--fd-one] [STEM_SUBSTRING ...]
 
-For the language-model and the classifier fixtures alike:
+For the language-model, the classifier and the masked-language-model fixtures alike:
 1. every fixture loads with safetensors.numpy.load_file, with the expected keys/dtypes/shapes;
 2. a float64 recompute from the stored float32 weights reproduces expected.loss (<= 1e-6 rel),
    expected.logits and grad.* ;
 3. the reference forward agrees with a second implementation built from torch built-ins
    (F.layer_norm, F.scaled_dot_product_attention, F.gelu, F.embedding; for the classifier also
    SDPA's attn_mask for the padding, pooling by slicing each sequence to its length, and
-   F.cross_entropy(label_smoothing=) times the label's weight);
+   F.cross_entropy(label_smoothing=) times the label's weight; for the masked language model SDPA
+   with an all-True mask, the predicted rows picked by index and F.cross_entropy over them);
 4. autograd gradients agree with central finite differences in float64, for EVERY scalar
    parameter, for every fixture;
 5. a hand-written AdamW + global-norm clip (formulas spelled out below) reproduces
    expected.adamw_losses and expected.adamw_final.*;
 6. classifier only: other padding ids change no logit, loss or gradient bit, and the padding id's
-   embedding gets an exactly zero gradient.
+   embedding gets an exactly zero gradient;
+7. masked language model only: the batch is as documented (mask id only at predicted positions,
+   the unused id nowhere), with an untied head the unused id's embedding gradient is exactly 0,
+   a later token changes an earlier predicted row's logits (attention is bidirectional), the
+   causal model's loss differs.
 Exits non-zero if any check fails.
 """
 
@@ -31,7 +36,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpt_reference import (GPT, GPTConfig, import_parameters, export_gradients,  # noqa: E402
+from gpt_reference import (GPT, GPTConfig, GPTMaskedLM, import_parameters, export_gradients,  # noqa: E402
                            spec_parameter_shapes, sinusoidal_table, rope_cos_sin, apply_rope)
 from classifier_reference import (ClassifierConfig, GPTClassifier,  # noqa: E402
                                   classifier_parameter_shapes)
@@ -124,6 +129,57 @@ class LanguageModelCase:
         for l in range(self.cfg.n_layer):
             gk = A[f"grad.h.{l}.attn.qkv.bias"][self.cfg.n_embd:2 * self.cfg.n_embd]
             print(f"  info h.{l}.attn.qkv.bias key-part |grad| max {np.abs(gk).max():.2e}")
+
+
+class MaskedLanguageModelCase(LanguageModelCase):
+    """What a masked-language-model fixture holds and how the reference runs it."""
+
+    def __init__(self, A, meta):
+        super().__init__(A, meta)
+        self.M = int((self.tgt >= 0).sum())
+        self.logits_shape = (self.M, self.cfg.vocab_size)
+        self.mask, self.unused = int(meta["mask_token"]), int(meta["unused_token"])
+        self.predicted = [int(n) for n in meta["predicted"].split(",")]
+
+    def model(self, params):
+        return import_parameters(GPTMaskedLM(self.cfg).to(torch.float64), params)
+
+    def builtin_run(self, P):
+        T = self.idx.size(1)
+        W = P["wte"] if self.cfg.tie_embeddings else P["lm_head.weight"]
+        x = builtin_body(self.cfg, P, self.idx, torch.ones(T, T, dtype=torch.bool))
+        rows = torch.nonzero(self.tgt.reshape(-1) >= 0).squeeze(1)
+        logits = F.linear(x.reshape(-1, x.size(-1))[rows], W)
+        return logits, F.cross_entropy(logits, self.tgt.reshape(-1)[rows])
+
+    def extra_checks(self, A, model, grads):
+        predicted = self.tgt >= 0
+        check([int(n) for n in predicted.sum(1)] == self.predicted and min(self.predicted) == 1,
+              f"predicted positions per sequence {self.predicted}, one sequence with a single one")
+        at = self.idx[predicted]
+        check(bool((at == self.mask).any()) and bool((at != self.mask).any())
+              and bool((self.idx[~predicted] != self.mask).all()),
+              f"mask id {self.mask} at some predicted positions (not all) and at no other")
+        check(not bool((self.idx == self.unused).any()), f"id {self.unused} never in the input")
+        if not self.cfg.tie_embeddings:
+            check(float(grads["wte"][self.unused].abs().max()) == 0.0,
+                  "untied: the unused id's embedding has an exactly zero gradient")
+        with torch.no_grad():
+            logits0, loss0 = self.run(model)
+            # the first predicted row of a sequence with a later position: change that later token
+            b, t = [(b, t) for b, t in predicted.nonzero().tolist() if t < self.idx.size(1) - 1][0]
+            idx = self.idx.clone()
+            idx[b, -1] = (idx[b, -1] + 1) % self.unused
+            m = int(predicted.reshape(-1)[:b * self.idx.size(1) + t].sum())
+            moved = (model(idx, self.tgt)[0][m] - logits0[m]).abs().max().item()
+            check(moved > 1e-3, f"token ({b}, {idx.size(1) - 1}) moves predicted row {m} at ({b}, {t}) "
+                                f"by {moved:.2e}: attention is bidirectional")
+            causal = GPT(self.cfg).to(torch.float64)
+            causal.load_state_dict(model.state_dict())
+            causal_loss = F.cross_entropy(causal(self.idx)[0].reshape(-1, self.cfg.vocab_size),
+                                          self.tgt.reshape(-1), ignore_index=-1).item()
+            check(abs(causal_loss - loss0.item()) > 1e-3,
+                  f"the causal model's loss {causal_loss:.6f} differs from {loss0.item():.6f}")
 
 
 class ClassifierCase:
@@ -312,6 +368,7 @@ def main():
     only = [a for a in sys.argv[1:] if not a.startswith("--")]  # substrings of the stems to check
     fixtures = [(f[0], LanguageModelCase) for f in mk.FIXTURES]
     fixtures += [(f[0], ClassifierCase) for f in mk.CLASSIFIER_FIXTURES]
+    fixtures += [(f[0], MaskedLanguageModelCase) for f in mk.MLM_FIXTURES]
     fixtures = [f for f in fixtures if not only or any(o in f[0] for o in only)]
     for i, (stem, case_class) in enumerate(fixtures):
         check_fixture(stem, case_class, do_fd=fd_all or i == 0)

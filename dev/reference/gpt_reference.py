@@ -10,6 +10,9 @@ names, in the spec's flat-buffer order:
     h.{l}.ln2.weight, h.{l}.ln2.bias, h.{l}.mlp.fc.weight, h.{l}.mlp.fc.bias,
     h.{l}.mlp.proj.weight, h.{l}.mlp.proj.bias, ln_f.weight, ln_f.bias, [lm_head.weight]
 
+`GPTMaskedLM` is the masked language model on the same parameters (bidirectional attention, loss
+on the positions with a target only).
+
 The model works in whatever dtype its parameters have (the fixtures use float64).
 """
 
@@ -201,6 +204,39 @@ class GPT(nn.Module):
     def parameter_shapes(self):
         """spec name -> shape, in flat-buffer order (subclasses with more tensors extend it)."""
         return spec_parameter_shapes(self.config)
+
+
+def all_visible(T):
+    """[T, T] bool, all True: every query sees every key of its sequence (no mask, no padding)."""
+    return torch.ones(T, T, dtype=torch.bool)
+
+
+class GPTMaskedLM(GPT):
+    """The masked language model (BERT-style pretraining) on the same parameters as GPT: wte, [wpe],
+    the blocks, ln_f and the tied or untied head, in the same flat-buffer order.
+
+        attention    bidirectional: query i sees every key j of its sequence (all T are real)
+        predicted    the positions with targets[b, t] >= 0; targets == -1 are not predicted
+        logits       ln_f(x) @ W^T at the predicted positions only, in row-major (b, t) order: [M, V]
+        loss         mean over the M predicted positions of cross-entropy(logits, target)
+                     (= F.cross_entropy(ignore_index=-1) over all B*T positions)
+
+    The input tokens at predicted positions are whatever the caller hid them with (a mask id, a
+    random id or the original); the model does not care which."""
+
+    def forward(self, idx, targets=None):
+        B, T = idx.size()
+        x = self.body(idx, all_visible(T))
+        W = self.wte if self.lm_head is None else self.lm_head.weight
+        all_logits = x @ W.t()                               # [B, T, V]
+        if targets is None:
+            return all_logits, None
+        flat = all_logits.reshape(-1, all_logits.size(-1))  # [B*T, V]
+        flat_targets = targets.reshape(-1).long()
+        assert bool((flat_targets >= -1).all()) and bool((flat_targets >= 0).any())
+        logits = flat[flat_targets >= 0]                     # [M, V], row order
+        loss = F.cross_entropy(flat, flat_targets, ignore_index=-1)  # mean over the M predicted
+        return logits, loss
 
 
 # --- parameter export / import under the spec names ---------------------------------------

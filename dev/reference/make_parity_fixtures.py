@@ -1,8 +1,10 @@
 """
 Writes the Swift parity fixtures into Tests/AttnCoreTests/Fixtures/: the language model's
-(FIXTURES) and the classifier's (CLASSIFIER_FIXTURES), listed in dev/reference/README.md.
+(FIXTURES), the classifier's (CLASSIFIER_FIXTURES) and the masked language model's (MLM_FIXTURES),
+listed in dev/reference/README.md.
 
-Usage (from the repository root):  python3 dev/reference/make_parity_fixtures.py
+Usage (from the repository root):  python3 dev/reference/make_parity_fixtures.py [STEM_SUBSTRING ...]
+(with substrings, only the fixtures whose stem contains one of them are written, e.g. "mlm")
 
 Precision: the initial weights are drawn, rounded to float32 (these float32 values are
 what is stored), and then ALL expected values (logits, loss, gradients, the AdamW run)
@@ -28,6 +30,13 @@ A classifier fixture has instead of target_tokens / logits [B, T, V]:
     expected.loss                  [1] F32, mean over B of w[label] * smoothed cross-entropy
 and its metadata adds task = classifier, num_classes, pooling, attention, hidden,
 label_smoothing, class_weights ("none" or comma-separated) and pad_token.
+
+A masked language model fixture has the language model's keys, but
+    target_tokens                  [B, T] int32, the original token where predicted, -1 elsewhere
+    expected.logits                [M, V] F32, the predicted rows only (target >= 0), row-major order
+    expected.loss                  [1] F32, mean cross-entropy over the M predicted positions
+and its metadata adds task = masked_language_model, attention = bidirectional, mask_token,
+unused_token, predicted (per sequence, comma-separated) and predicted_per_sequence.
 """
 
 import json
@@ -45,7 +54,8 @@ import torch  # noqa: E402
 from safetensors.torch import save  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpt_reference import GPT, GPTConfig, export_parameters, export_gradients, import_parameters  # noqa: E402
+from gpt_reference import (GPT, GPTConfig, GPTMaskedLM, export_parameters, export_gradients,  # noqa: E402
+                           import_parameters)
 from classifier_reference import ClassifierConfig, GPTClassifier  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -89,6 +99,22 @@ CLASSIFIER_FIXTURES = [
     ("parity-classifier-causal-mean-hidden-smoothing", "causal", "mean", CLASSIFIER_HIDDEN, "rope",
      7, [5, 7, 2, 1], 0.25, None, 8008),
     ("parity-classifier-causal-first", "causal", "first", 0, "learned", 8, [4, 1, 8, 6], 0.0, None, 9009),
+]
+
+
+# masked language model: the language model's sizes, whole sequences (no padding); in each sequence
+# MLM_PREDICTED[b] positions get a target (about a quarter of T, one sequence with a single one),
+# the rest -1. Real tokens are drawn from 0..<UNUSED; the input at a predicted position is, as in
+# BERT, MASK (80%), a random real token (10%) or left as it was (10%). UNUSED never occurs in the
+# input (nor as a target), so with an untied head grad.wte[UNUSED] is exactly 0.
+MASK = V - 1
+UNUSED = V - 2
+MLM_PREDICTED = [2, 1, 3]  # M = 6 of B*T = 24
+
+MLM_FIXTURES = [
+    # (file stem, position_encoding, tie_embeddings, seed)
+    ("parity-mlm-learned-tied", "learned", True, 10017),
+    ("parity-mlm-rope-untied", "rope", False, 11011),
 ]
 
 
@@ -276,11 +302,65 @@ def make_classifier_fixture(stem, attention, pooling, hidden, position_encoding,
     return write(stem, tensors, metadata, weights32, loss, losses, norms, verbose)
 
 
+def mlm_batch(gen):
+    """Input tokens and targets [B, T] for the masked language model: see MLM_PREDICTED."""
+    original = torch.randint(0, UNUSED, (B, T), generator=gen, dtype=torch.int64)
+    idx = original.clone()
+    targets = torch.full((B, T), -1, dtype=torch.int64)
+    for b, count in enumerate(MLM_PREDICTED):
+        positions = torch.randperm(T, generator=gen)[:count].sort().values
+        for t in positions.tolist():
+            targets[b, t] = original[b, t]
+            u = torch.rand((), generator=gen, dtype=torch.float64).item()
+            if u < 0.8:
+                idx[b, t] = MASK
+            elif u < 0.9:
+                idx[b, t] = torch.randint(0, UNUSED, (), generator=gen, dtype=torch.int64).item()
+            # else: the original token stays
+    predicted = targets >= 0
+    assert bool((idx[predicted] == MASK).any()) and bool((idx[predicted] != MASK).any()), \
+        "want both masked and unmasked predicted positions: pick another seed"
+    assert bool((idx[~predicted] != MASK).all()) and not bool((idx == UNUSED).any())
+    return idx, targets
+
+
+def make_mlm_fixture(stem, position_encoding, tie, seed, verbose=True):
+    config = make_config(position_encoding, tie)
+    gen = torch.Generator().manual_seed(seed)
+    weights32 = random_weights(GPTMaskedLM(config), gen)
+    idx, targets = mlm_batch(gen)
+
+    tensors, loss, losses, norms = expected_tensors(GPTMaskedLM, config, weights32, lambda m: m(idx, targets))
+    assert tensors["expected.logits"].shape == (sum(MLM_PREDICTED), V)
+    tensors["input_tokens"] = idx.to(torch.int32).contiguous()
+    tensors["target_tokens"] = targets.to(torch.int32).contiguous()
+    metadata = common_metadata(seed, B, T)
+    metadata.update({
+        "task": "masked_language_model", "attention": "bidirectional",
+        "position_encoding": position_encoding, "tie_embeddings": "true" if tie else "false",
+        "mask_token": str(MASK), "unused_token": str(UNUSED),
+        "predicted": ",".join(str(n) for n in MLM_PREDICTED),
+        "predicted_per_sequence": str(round(sum(MLM_PREDICTED) / B)),
+        "loss": "mean cross-entropy over the positions with target_tokens >= 0 "
+                "(F.cross_entropy(ignore_index=-1)); expected.logits holds those rows only, in order",
+    })
+    return write(stem, tensors, metadata, weights32, loss, losses, norms, verbose)
+
+
 def main():
+    only = sys.argv[1:]  # substrings of the stems to write; none: all of them
+
+    def wanted(stem):
+        return not only or any(o in stem for o in only)
     for stem, pe, tie, seed in FIXTURES:
-        make_fixture(stem, pe, tie, seed)
+        if wanted(stem):
+            make_fixture(stem, pe, tie, seed)
     for fixture in CLASSIFIER_FIXTURES:
-        make_classifier_fixture(*fixture)
+        if wanted(fixture[0]):
+            make_classifier_fixture(*fixture)
+    for fixture in MLM_FIXTURES:
+        if wanted(fixture[0]):
+            make_mlm_fixture(*fixture)
 
 
 if __name__ == "__main__":
