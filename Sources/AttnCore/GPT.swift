@@ -366,7 +366,7 @@ public final class GPT {
       }
     }
     Profiler.measure(.pooling, backward: true) {
-      poolingBackward(d.dln.pointer, d.dpooled.pointer, lengths: lengths, head.pooling, B, T, C)
+      poolingBackward(d.dln.pointer, d.dpooled.pointer, a.lnf.pointer, lengths: lengths, head.pooling, B, T, C)
     }
     backwardBody(tokens: tokens, lengths: lengths, B: B, T: T, dropout: dropout, accumulate: accumulate, gradientsReady: gradientsReady)
   }

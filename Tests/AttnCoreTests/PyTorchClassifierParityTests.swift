@@ -18,6 +18,7 @@ import Testing
     "parity-classifier-bidirectional-mean-hidden", "parity-classifier-causal-last",
     "parity-classifier-bidirectional-first-smoothing-weights", "parity-classifier-bidirectional-last-hidden-weights",
     "parity-classifier-causal-mean-hidden-smoothing", "parity-classifier-causal-first",
+    "parity-classifier-bidirectional-max-hidden", "parity-classifier-causal-max-smoothing",
   ]
 
   struct Batch {

@@ -34,14 +34,14 @@ from torch.nn import functional as F
 
 from gpt_reference import GPT, GPTConfig, spec_parameter_shapes
 
-POOLINGS = ("mean", "first", "last")
+POOLINGS = ("mean", "max", "first", "last")
 ATTENTIONS = ("causal", "bidirectional")
 
 
 @dataclass
 class ClassifierConfig(GPTConfig):
     num_classes: int = 4
-    pooling: str = "mean"               # "mean" | "first" | "last"
+    pooling: str = "mean"               # "mean" | "max" | "first" | "last"
     attention: str = "bidirectional"    # "causal" | "bidirectional"
     hidden: int = 0                     # width of the hidden layer, 0 for none
 
@@ -74,6 +74,9 @@ def pool(x, lengths, pooling):
         return x[:, 0]
     if pooling == "last":
         return x[torch.arange(B), lengths - 1]
+    if pooling == "max":
+        # Padded positions can never be the maximum.
+        return x.masked_fill(~real_tokens(lengths, T).unsqueeze(-1), float("-inf")).amax(dim=1)
     real = real_tokens(lengths, T).to(x.dtype).unsqueeze(-1)     # [B, T, 1]
     return (x * real).sum(dim=1) / lengths.to(x.dtype).unsqueeze(1)
 

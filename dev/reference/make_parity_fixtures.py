@@ -99,6 +99,9 @@ CLASSIFIER_FIXTURES = [
     ("parity-classifier-causal-mean-hidden-smoothing", "causal", "mean", CLASSIFIER_HIDDEN, "rope",
      7, [5, 7, 2, 1], 0.25, None, 8008),
     ("parity-classifier-causal-first", "causal", "first", 0, "learned", 8, [4, 1, 8, 6], 0.0, None, 9009),
+    ("parity-classifier-bidirectional-max-hidden", "bidirectional", "max", CLASSIFIER_HIDDEN, "learned",
+     8, [8, 3, 1, 6], 0.0, None, 10010),
+    ("parity-classifier-causal-max-smoothing", "causal", "max", 0, "rope", 7, [2, 7, 5, 1], 0.125, None, 11111),
 ]
 
 
