@@ -56,6 +56,12 @@ struct ParityFixture {
     return (diff / max(norm, 1e-30)).squareRoot()
   }
 
+  /// The gradient of token `id`'s embedding row (wte), after a backward.
+  func embeddingGradient(of id: Int) -> UnsafeBufferPointer<Float> {
+    let C = model.shape.channels
+    return UnsafeBufferPointer(start: model.gradients.pointer + model.layout["wte"]!.offset + id * C, count: C)
+  }
+
   static func maxAbsDifference(_ a: UnsafePointer<Float>, _ b: [Float]) -> Double {
     (0..<b.count).reduce(0) { max($0, abs(Double(a[$1]) - Double(b[$1]))) }
   }

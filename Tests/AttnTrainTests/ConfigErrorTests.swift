@@ -149,10 +149,14 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(#""task": {"labels": ["a", "a"]}"#, "task.labels", "lists a label twice"),
     BadConfig(#""training": {"patience": 0}"#, "training.patience", "= 0", "an integer >= 1"),
     BadConfig(#""task": {"mask_probability": 0.2}"#, "task.mask_probability", "only to task.kind \"masked_language_model\""),
-    BadConfig(#""task": {"kind": "masked_language_model", "mask_probability": 1}"#, "task.mask_probability", "above 0 and below 1"),
-    BadConfig(#""model": {"attention": "causal"}, "task": {"kind": "masked_language_model"}"#, "model.attention", "attends bidirectionally"),
-    BadConfig(#""task": {"kind": "masked_language_model", "pooling": "mean"}"#, "task.pooling", "only to task.kind \"classification\""),
-    BadConfig(#""training": {"best_metric": "accuracy"}, "task": {"kind": "masked_language_model"}"#, "training.best_metric", "dev loss only"),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "task": {"kind": "masked_language_model", "mask_probability": 1}"#, "task.mask_probability", "above 0 and below 1"),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "model": {"attention": "causal"}, "task": {"kind": "masked_language_model"}"#, "model.attention", "attends bidirectionally"),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "task": {"kind": "masked_language_model", "pooling": "mean"}"#, "task.pooling", "only to task.kind \"classification\""),
+    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "training": {"best_metric": "accuracy"}, "task": {"kind": "masked_language_model"}"#, "training.best_metric", "dev loss only"),
+    BadConfig(#""task": {"kind": "masked_language_model"}"#, "data.tokenizer", "= \"char\"", "[MASK] token, which a char tokenizer does not have"),
+    BadConfig(
+      #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300}}, "task": {"kind": "masked_language_model"}"#,
+      "data.tokenizer", "add \"special_tokens\": [\"[MASK]\"]"),
     BadConfig(
       #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": "[MASK]"}}"#,
       "data.tokenizer", "a list of strings"),

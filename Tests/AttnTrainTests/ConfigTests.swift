@@ -98,7 +98,7 @@ func parseConfig(_ sections: String = "", sourcePath: String = "/tmp/cfgs/tiny.j
       #expect(members.map(\.key) == members.map(\.key).sorted())
       keyCount += members.count
     }
-    #expect(keyCount == 8 + 9 + 11 + 1 + 4 + 9 + 23)
+    #expect(keyCount == 8 + 9 + 11 + 1 + 4 + 10 + 23)
     #expect(text.contains(#""train_path": "/tmp/cfgs/input.txt""#))
     #expect(text.contains(#""decay_steps": null"#))
     #expect(text.contains("\n  \"model\": {\n    \"attention\": null,\n    \"block_size\": 64,"))
