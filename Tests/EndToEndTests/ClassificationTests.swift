@@ -24,6 +24,19 @@ enum SST2 {
     return destination
   }
 
+  /// The classifier checkpoint `tuned` carries `pretrained`'s body (every tensor outside the head)
+  /// unchanged; returns the tuned checkpoint's model file.
+  @discardableResult
+  static func expectBodyCopied(from pretrained: String, to tuned: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> SafeTensorsFile {
+    let before = try SafeTensorsFile(path: "\(pretrained)/model.safetensors")
+    let after = try SafeTensorsFile(path: "\(tuned)/model.safetensors")
+    for name in after.names where !name.hasPrefix("classifier.") {
+      let (a, b) = (try before.floats(name), try after.floats(name))
+      #expect(a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) is not the pretrained one", sourceLocation: sourceLocation)
+    }
+    return after
+  }
+
   /// A classification config over the given files, merged with `sections`.
   static func config(
     in directory: URL, name: String, train: String, dev: String, tokenizer: Any = "byte", _ sections: [String: [String: Any]] = [:]
@@ -184,11 +197,8 @@ struct Predictions {
     #expect(tuned.status == 0, "\(tuned.output)")
     #expect(tuned.stdout.contains("initialised from \(pretrainRun)/checkpoints/step-0000010 (step 10)"), "\(tuned.output)")
     let before = try SafeTensorsFile(path: "\(pretrainRun)/checkpoints/step-0000010/model.safetensors")
-    let after = try SafeTensorsFile(path: "\(run)/checkpoints/step-0000002/model.safetensors")
-    for name in after.names where !name.hasPrefix("classifier.") {
-      let (a, b) = (try before.floats(name), try after.floats(name))
-      #expect(a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) is not the pretrained one")
-    }
+    let after = try SST2.expectBodyCopied(
+      from: "\(pretrainRun)/checkpoints/step-0000010", to: "\(run)/checkpoints/step-0000002")
     #expect(after.names.contains { $0.hasPrefix("classifier.") })
     // The run's checkpoints folder, or its latest pointer (a file naming the checkpoint), mean the same.
     for (name, named) in [("via-folder", "\(pretrainRun)/checkpoints"), ("via-latest", "\(pretrainRun)/checkpoints/latest")] {

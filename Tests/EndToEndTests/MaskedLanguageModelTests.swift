@@ -76,12 +76,7 @@ import Testing
     let tuned = try Harness.attnTrain([finetune], timeout: 120)
     #expect(tuned.status == 0, "\(tuned.output)")
     #expect(tuned.stdout.contains("initialised from \(run)/checkpoints/step-0000600 (step 600)"), "\(tuned.output)")
-    let before = try SafeTensorsFile(path: "\(run)/checkpoints/step-0000600/model.safetensors")
-    let after = try SafeTensorsFile(path: "\(tunedRun)/checkpoints/step-0000002/model.safetensors")
-    for name in after.names where !name.hasPrefix("classifier.") {
-      let (a, b) = (try before.floats(name), try after.floats(name))
-      #expect(a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) is not the pretrained one")
-    }
+    try SST2.expectBodyCopied(from: "\(run)/checkpoints/step-0000600", to: "\(tunedRun)/checkpoints/step-0000002")
   }
 
   @Test func aTokenizerWithoutMaskIsRefusedBeforeAnythingIsWritten() throws {

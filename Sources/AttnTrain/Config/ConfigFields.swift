@@ -326,19 +326,7 @@ extension ConfigField {
   static func tokenizer(_ key: String, _ path: WritableKeyPath<Section, TokenizerSpec>, _ meaning: String) -> Self {
     Self(
       key: key, type: "string or object", meaning: meaning,
-      encode: { section in
-        switch section[keyPath: path] {
-        case .char: return .string("char")
-        case .byte: return .string("byte")
-        case .bpe(let file): return .object([(key: "kind", value: .string("bpe")), (key: "path", value: .string(file))])
-        case .trainedBPE(let size, let specials):
-          var members: [(key: String, value: JSONValue)] = [
-            (key: "kind", value: .string("bpe")), (key: "vocab_size", value: JSONValue(integer: size)),
-          ]
-          if !specials.isEmpty { members.append((key: "special_tokens", value: .array(specials.map { .string($0) }))) }
-          return .object(members)
-        }
-      },
+      encode: { $0[keyPath: path].json },
       decode: { section, json, base in section[keyPath: path] = try readTokenizer(json, base) },
       setDefault: { $0[keyPath: path] = .char })
   }
@@ -422,6 +410,23 @@ private func readNumber(_ value: JSONValue, _ range: NumberRange) throws -> Doub
   guard x.isFinite else { throw FieldProblem("is too large for a 64-bit float") }
   guard range.contains(x) else { throw FieldProblem(range.rule) }
   return x
+}
+
+extension TokenizerSpec {
+  /// As the config writes it (what readTokenizer reads back).
+  var json: JSONValue {
+    switch self {
+    case .char: return .string("char")
+    case .byte: return .string("byte")
+    case .bpe(let file): return .object([(key: "kind", value: .string("bpe")), (key: "path", value: .string(file))])
+    case .trainedBPE(let size, let specials):
+      var members: [(key: String, value: JSONValue)] = [
+        (key: "kind", value: .string("bpe")), (key: "vocab_size", value: JSONValue(integer: size)),
+      ]
+      if !specials.isEmpty { members.append((key: "special_tokens", value: .array(specials.map { .string($0) }))) }
+      return .object(members)
+    }
+  }
 }
 
 private func readTokenizer(_ value: JSONValue, _ base: URL) throws -> TokenizerSpec {

@@ -30,31 +30,17 @@ extension Config {
       throw fail("task.mask_probability", JSONValue(number: t.maskProbability), "applies only to task.kind \"masked_language_model\"; remove it or set the task")
     }
     switch t.kind {
-    case .languageModel, .maskedLanguageModel:
-      if t.kind == .languageModel && model.attention == .bidirectional {
+    case .languageModel:
+      if model.attention == .bidirectional {
         throw fail("model.attention", .string("bidirectional"), "a language model predicts the next token, so it must attend causally; bidirectional attention is for task.kind \"masked_language_model\" and \"classification\"")
       }
-      if t.kind == .maskedLanguageModel, let problem = Self.maskTokenProblem(data.tokenizer) {
-        let written = ConfigSchema.sections.first { $0.name == "data" }!.encode(self).first { $0.key == "tokenizer" }!.value
-        throw fail("data.tokenizer", written, problem)
-      }
-      if t.kind == .maskedLanguageModel && model.attention == .causal {
+      try checkNoClassificationKeys()
+    case .maskedLanguageModel:
+      if let problem = Self.maskTokenProblem(data.tokenizer) { throw fail("data.tokenizer", data.tokenizer.json, problem) }
+      if model.attention == .causal {
         throw fail("model.attention", .string("causal"), "a masked language model predicts hidden tokens from both sides, so it attends bidirectionally; remove the key or set \"bidirectional\"")
       }
-      let classificationKeys: [(String, Bool)] = [
-        ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
-        ("hidden_size", t.hiddenSize != defaults.hiddenSize), ("truncate", t.truncate != defaults.truncate),
-        ("label_field", t.labelField != defaults.labelField), ("label_smoothing", t.labelSmoothing != 0),
-        ("class_weights", t.classWeights != nil), ("training.epochs", training.epochs != nil),
-        ("training.eval_each_epoch", training.evalEachEpoch),
-      ]
-      if let (key, _) = classificationKeys.first(where: \.1) {
-        let field = key.hasPrefix("training.") ? key : "task.\(key)"
-        throw fail(field, .null, "applies only to task.kind \"classification\"; remove it or set the task")
-      }
-      if let metric = training.bestMetric, metric != .loss {
-        throw fail("training.best_metric", .string(metric.rawValue), "a language model has a dev loss only; use \"loss\"")
-      }
+      try checkNoClassificationKeys()
     case .classification:
       if data.format == .text {
         throw fail("data.format", .string("text"), "classification reads labelled examples: set \"tsv\", \"csv\" or \"jsonl\"")
@@ -65,6 +51,25 @@ extension Config {
       if t.pooling == .first && model.attention == .causal {
         throw fail("task.pooling", .string("first"), "with causal attention the first token sees nothing after it; use \"last\" or \"mean\", or bidirectional attention")
       }
+    }
+  }
+
+  /// A language model (next-token or masked) has a dev loss only and none of a classifier's keys.
+  private func checkNoClassificationKeys() throws {
+    let (t, defaults) = (task, TaskConfig())
+    let classificationKeys: [(String, Bool)] = [
+      ("labels", t.labels != nil), ("num_classes", t.numClasses != nil), ("pooling", t.pooling != nil),
+      ("hidden_size", t.hiddenSize != defaults.hiddenSize), ("truncate", t.truncate != defaults.truncate),
+      ("label_field", t.labelField != defaults.labelField), ("label_smoothing", t.labelSmoothing != 0),
+      ("class_weights", t.classWeights != nil), ("training.epochs", training.epochs != nil),
+      ("training.eval_each_epoch", training.evalEachEpoch),
+    ]
+    if let (key, _) = classificationKeys.first(where: \.1) {
+      let field = key.hasPrefix("training.") ? key : "task.\(key)"
+      throw fail(field, .null, "applies only to task.kind \"classification\"; remove it or set the task")
+    }
+    if let metric = training.bestMetric, metric != .loss {
+      throw fail("training.best_metric", .string(metric.rawValue), "a language model has a dev loss only; use \"loss\"")
     }
   }
 

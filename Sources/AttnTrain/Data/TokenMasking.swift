@@ -44,6 +44,17 @@ public struct TokenMasking: Sendable {
     RandomKey(seed: seed, purpose: .masking).then(-1).then(window)
   }
 
+  /// Masks each of `count` windows of tokens[count, T] (targets[count, T] written) with the key
+  /// `key(row)` gives it. `positions` is scratch for T ids.
+  public func apply(
+    rows count: Int, tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, T: Int,
+    positions: UnsafeMutablePointer<Int32>, key: (Int) -> RandomKey
+  ) {
+    for row in 0..<count {
+      apply(tokens: tokens + row * T, targets: targets + row * T, T: T, key: key(row), positions: positions)
+    }
+  }
+
   /// Corrupts tokens[T] in place and writes targets[T]. `positions` is scratch for T ids.
   public func apply(
     tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, T: Int, key: RandomKey,

@@ -67,9 +67,8 @@ public final class Evaluator {
       let batch = start..<min(start + model.maxBatch, mine.upperBound)
       try windows.fill(tokens: tokens, targets: targets, from: stream, vocabularySize: bytesPerToken.count, windows: batch)
       if let masking {
-        for (b, window) in batch.enumerated() {
-          masking.apply(
-            tokens: tokens + b * T, targets: targets + b * T, T: T, key: masking.key(devWindow: window), positions: positions)
+        masking.apply(rows: batch.count, tokens: tokens, targets: targets, T: T, positions: positions) {
+          masking.key(devWindow: batch.lowerBound + $0)
         }
       }
       lossSum += model.forward(tokens: tokens, targets: targets, B: batch.count, T: T)

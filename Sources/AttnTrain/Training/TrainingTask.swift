@@ -91,9 +91,8 @@ final class LanguageModelTask: TrainingTask {
       tokens: tokens, targets: targets, from: data.train, vocabularySize: data.tokenizer.vocabSize, step: step,
       microStep: micro, firstSample: firstSample, count: B)
     if let masking {
-      for b in 0..<B {
-        let key = masking.key(step: step, microStep: micro, globalSample: firstSample + b)
-        masking.apply(tokens: tokens + b * T, targets: targets + b * T, T: T, key: key, positions: positions)
+      masking.apply(rows: B, tokens: tokens, targets: targets, T: T, positions: positions) {
+        masking.key(step: step, microStep: micro, globalSample: firstSample + $0)
       }
     }
     activity?.begin(.forward, step: step + 1)
