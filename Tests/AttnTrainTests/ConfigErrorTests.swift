@@ -127,6 +127,9 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(#""optimizer": {"learning_rate": 1e-300}"#, "optimizer.learning_rate", "becomes 0.0", "would not move"),
   ]
 
+  /// Data a masked language model accepts: a learned BPE with a [MASK] token.
+  static let maskedData = #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "#
+
   /// The task section and the keys only a classifier reads.
   static let tasks = [
     BadConfig(#""task": {"label_smoothing": 0.1}"#, "task.label_smoothing", "only to task.kind \"classification\""),
@@ -149,10 +152,10 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     BadConfig(#""task": {"labels": ["a", "a"]}"#, "task.labels", "lists a label twice"),
     BadConfig(#""training": {"patience": 0}"#, "training.patience", "= 0", "an integer >= 1"),
     BadConfig(#""task": {"mask_probability": 0.2}"#, "task.mask_probability", "only to task.kind \"masked_language_model\""),
-    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "task": {"kind": "masked_language_model", "mask_probability": 1}"#, "task.mask_probability", "above 0 and below 1"),
-    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "model": {"attention": "causal"}, "task": {"kind": "masked_language_model"}"#, "model.attention", "attends bidirectionally"),
-    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "task": {"kind": "masked_language_model", "pooling": "mean"}"#, "task.pooling", "only to task.kind \"classification\""),
-    BadConfig(#""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300, "special_tokens": ["[MASK]"]}}, "training": {"best_metric": "accuracy"}, "task": {"kind": "masked_language_model"}"#, "training.best_metric", "dev loss only"),
+    BadConfig(maskedData + #""task": {"kind": "masked_language_model", "mask_probability": 1}"#, "task.mask_probability", "above 0 and below 1"),
+    BadConfig(maskedData + #""model": {"attention": "causal"}, "task": {"kind": "masked_language_model"}"#, "model.attention", "attends bidirectionally"),
+    BadConfig(maskedData + #""task": {"kind": "masked_language_model", "pooling": "mean"}"#, "task.pooling", "only to task.kind \"classification\""),
+    BadConfig(maskedData + #""training": {"best_metric": "accuracy"}, "task": {"kind": "masked_language_model"}"#, "training.best_metric", "dev loss only"),
     BadConfig(#""task": {"kind": "masked_language_model"}"#, "data.tokenizer", "= \"char\"", "[MASK] token, which a char tokenizer does not have"),
     BadConfig(
       #""data": {"train_path": "t.txt", "tokenizer": {"kind": "bpe", "vocab_size": 300}}, "task": {"kind": "masked_language_model"}"#,
