@@ -37,7 +37,7 @@ from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt_reference import (GPT, GPTConfig, GPTMaskedLM, import_parameters, export_gradients,  # noqa: E402
-                           spec_parameter_shapes, sinusoidal_table, rope_cos_sin, apply_rope)
+                           all_visible, spec_parameter_shapes, sinusoidal_table, rope_cos_sin, apply_rope)
 from classifier_reference import (ClassifierConfig, GPTClassifier,  # noqa: E402
                                   classifier_parameter_shapes)
 import make_parity_fixtures as mk  # noqa: E402
@@ -147,7 +147,7 @@ class MaskedLanguageModelCase(LanguageModelCase):
     def builtin_run(self, P):
         T = self.idx.size(1)
         W = P["wte"] if self.cfg.tie_embeddings else P["lm_head.weight"]
-        x = builtin_body(self.cfg, P, self.idx, torch.ones(T, T, dtype=torch.bool))
+        x = builtin_body(self.cfg, P, self.idx, all_visible(T))
         rows = torch.nonzero(self.tgt.reshape(-1) >= 0).squeeze(1)
         logits = F.linear(x.reshape(-1, x.size(-1))[rows], W)
         return logits, F.cross_entropy(logits, self.tgt.reshape(-1)[rows])
@@ -216,7 +216,7 @@ class ClassifierCase:
         rows = []
         for b in range(B):
             real = x[b, :int(self.lengths[b])]
-            rows.append({"mean": real.mean(0), "first": real[0], "last": real[-1]}[cfg.pooling])
+            rows.append({"mean": real.mean(0), "max": real.amax(0), "first": real[0], "last": real[-1]}[cfg.pooling])
         f = torch.stack(rows)
         if cfg.hidden > 0:
             f = F.gelu(F.linear(f, P["classifier.hidden.weight"], P["classifier.hidden.bias"]))
